@@ -1,0 +1,88 @@
+/**
+ * The contract between the job engine and the kernel's cgroup files.
+ *
+ * One small interface with a v1 and a v2 driver side by side (see
+ * `cgroup/v1.ts` and `cgroup/v2.ts`), in the manner of runc and containerd.
+ * @module
+ */
+
+/** Per-device disk throttle, as the kernel takes it (bytes or IOs per second). */
+export interface IoLimit {
+  /** Block device major number. */
+  major: number;
+  /** Block device minor number. */
+  minor: number;
+  /** Read bytes per second. */
+  rbps?: number;
+  /** Write bytes per second. */
+  wbps?: number;
+  /** Read operations per second. */
+  riops?: number;
+  /** Write operations per second. */
+  wiops?: number;
+}
+
+/** Resource limits of one job. An absent field means "no limit". */
+export interface Limits {
+  /** CPU bandwidth in cores (0.2 = a fifth of one CPU). */
+  cpu?: number;
+  /** Memory limit in bytes (swap is disabled when memory is limited). */
+  memoryBytes?: number;
+  /** Maximum number of processes and threads. */
+  pids?: number;
+  /** Disk throttles, at most one entry per device. */
+  io?: IoLimit[];
+}
+
+/** Resource usage of a job, read from its cgroup before it is removed. */
+export interface Usage {
+  /** CPU time in microseconds (user + system). */
+  cpuUsec: number;
+  /** Peak memory in bytes (0 when the kernel does not report it). */
+  memoryPeakBytes: number;
+  /** Bytes read from block devices. */
+  ioReadBytes: number;
+  /** Bytes written to block devices. */
+  ioWriteBytes: number;
+}
+
+/** One job's cgroup (on v1: one directory per hierarchy it uses). */
+export interface JobCgroup {
+  /** Name of the job cgroup below the parent, e.g. `telejob-42`. */
+  readonly name: string;
+  /**
+   * The `cgroup.procs` files the startup shim writes its own pid into before
+   * it execs the user's command (one per v1 hierarchy, one on v2).
+   */
+  readonly procsFiles: readonly string[];
+  /** Pids of every process currently in the cgroup. */
+  pids(): Promise<number[]>;
+  /** Sends a signal to every process in the cgroup (e.g. SIGTERM). */
+  signal(signal: Deno.Signal): Promise<void>;
+  /**
+   * SIGKILLs every process in the cgroup and resolves once it is empty. Must
+   * not miss a process that forks while it runs (cgroup.kill on v2, freezer or
+   * a repeat-until-empty loop on v1).
+   */
+  kill(): Promise<void>;
+  /** How many processes the kernel's OOM killer has killed in this cgroup. */
+  oomKills(): Promise<number>;
+  /** CPU, peak memory and I/O counters. */
+  usage(): Promise<Usage>;
+  /** Removes the cgroup directories, retrying while the kernel says busy. */
+  remove(): Promise<void>;
+}
+
+/** A cgroup driver: creates job cgroups below one parent cgroup. */
+export interface CgroupDriver {
+  /** 1 for the legacy/hybrid layout, 2 for the unified hierarchy. */
+  readonly version: 1 | 2;
+  /** Human-readable description of where job cgroups are created. */
+  readonly parent: string;
+  /** Creates a cgroup named `name` with `limits` applied. */
+  create(name: string, limits: Limits): Promise<JobCgroup>;
+  /** Opens an existing job cgroup (found after a restart) without changing it. */
+  open(name: string): JobCgroup;
+  /** Names of job cgroups (prefix `telejob-`) currently below the parent. */
+  list(): Promise<string[]>;
+}
