@@ -1,0 +1,25 @@
+#!/bin/sh
+# `deno task test:cgroup2 [DENO TEST ARGS]`: runs the cgroup v2 suite inside
+# the VM and exits with its status. With arguments, they replace the default
+# file list, e.g. `deno task test:cgroup2 tests/vm/harness_test.ts`.
+set -eu
+cd "$(dirname "$0")/../.."
+
+if [ "$#" -eq 0 ]; then
+  set -- tests/vm/harness_test.ts
+fi
+
+sh tests/vm/setup.sh
+# Type-check and fetch every dependency here: emulated, a cold type-check takes
+# 10+ s, and the guest has no network.
+deno check "$@"
+
+deno=$(deno eval --no-config 'console.log(Deno.execPath())')
+deno_dir=$(deno info --json --no-config | sed -n 's/^ *"denoDir": "\(.*\)",$/\1/p')
+[ -n "$deno_dir" ] || {
+  echo "tests/vm/test_cgroup2.sh: cannot tell Deno's cache directory" >&2
+  exit 1
+}
+
+exec tests/vm/run.sh --share "$PWD" --share "$deno_dir" --env "DENO_DIR=$deno_dir" \
+  --env NO_COLOR=1 -- "$deno" test -A --no-check --parallel=false "$@"
