@@ -1,0 +1,215 @@
+/**
+ * Validation of a start request and resolution of its command, done before
+ * anything is created or spawned: a request that fails here leaves no job,
+ * no cgroup and no output file behind.
+ * @module
+ */
+import { homedir } from "node:os";
+import { JobError } from "./errors.ts";
+import type { StartRequest } from "./types.ts";
+
+/** The PATH every job starts with unless its request sets its own. */
+export const BASE_PATH =
+  "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** A start request that passed validation, ready to spawn. */
+export interface ResolvedCommand {
+  /** Absolute path of the executable file the command resolved to. */
+  program: string;
+  /** The command as the user gave it (what status shows). */
+  command: string;
+  /** Arguments, without the command. */
+  args: string[];
+  /** The job's complete environment (jobs never inherit the server's). */
+  env: Record<string, string>;
+  /** Absolute working directory. */
+  cwd: string;
+}
+
+/** Options of {@linkcode resolveCommand}. */
+export interface ResolveOptions {
+  /** HOME of the job's base environment (default: the server user's). */
+  home?: string;
+}
+
+// POSIX portable names plus lower case, as shells accept them.
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function invalid(field: string, message: string): JobError {
+  return new JobError("invalid_argument", message, field);
+}
+
+function checkNoNul(field: string, value: string, what: string): void {
+  if (value.includes("\0")) {
+    throw invalid(
+      field,
+      `${what} contains a NUL byte, which cannot be passed to a process: remove it`,
+    );
+  }
+}
+
+/**
+ * Builds the job's environment: a clean base (PATH and HOME) with the
+ * request's `KEY=VALUE` entries on top, later entries overriding earlier
+ * ones. The server's own environment is never passed on, so jobs do not see
+ * the server's secrets or settings.
+ */
+export function buildEnv(
+  entries: readonly string[] | undefined,
+  options: ResolveOptions = {},
+): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: BASE_PATH,
+    HOME: options.home ?? homedir(),
+  };
+  for (const [i, entry] of (entries ?? []).entries()) {
+    if (typeof entry !== "string") {
+      throw invalid("env", `Env entry ${i + 1} is not a string`);
+    }
+    checkNoNul("env", entry, `Env entry ${i + 1}`);
+    const eq = entry.indexOf("=");
+    const key = eq < 0 ? entry : entry.slice(0, eq);
+    if (eq < 0 || !ENV_KEY.test(key)) {
+      throw invalid(
+        "env",
+        `Env entry ${i + 1} (${
+          JSON.stringify(entry.slice(0, 64))
+        }) is not KEY=VALUE with a key of letters, digits and underscores not starting with a digit`,
+      );
+    }
+    env[key] = entry.slice(eq + 1);
+  }
+  return env;
+}
+
+type FileCheck = "ok" | "missing" | "not_file" | "not_executable";
+
+async function checkExecutable(path: string): Promise<FileCheck> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch {
+    return "missing";
+  }
+  if (!info.isFile) return "not_file";
+  // Any execute bit: root may run a file when at least one is set, which is
+  // what execve itself checks for the superuser.
+  return info.mode !== null && (info.mode & 0o111) !== 0
+    ? "ok"
+    : "not_executable";
+}
+
+/**
+ * Validates a start request and resolves its command to an absolute
+ * executable file on the job's PATH (the request env's PATH when it sets one,
+ * else {@linkcode BASE_PATH}). A command containing a `/` is taken as a path,
+ * relative ones against the job's working directory, as a shell would.
+ *
+ * Throws a {@linkcode JobError} `invalid_argument` naming the field at fault
+ * (`command`, `args`, `env`, `cwd`).
+ */
+export async function resolveCommand(
+  request: StartRequest,
+  options: ResolveOptions = {},
+): Promise<ResolvedCommand> {
+  if (request === null || typeof request !== "object") {
+    throw invalid("command", "The start request is missing");
+  }
+  const { command } = request;
+  if (typeof command !== "string" || command.length === 0) {
+    throw invalid("command", "Command is empty: give the program to run");
+  }
+  checkNoNul("command", command, "Command");
+  const args = request.args ?? [];
+  if (!Array.isArray(args)) {
+    throw invalid("args", "Args must be a list of strings");
+  }
+  for (const [i, arg] of args.entries()) {
+    if (typeof arg !== "string") {
+      throw invalid("args", `Argument ${i + 1} is not a string`);
+    }
+    checkNoNul("args", arg, `Argument ${i + 1}`);
+  }
+  if (request.env !== undefined && !Array.isArray(request.env)) {
+    throw invalid("env", "Env must be a list of KEY=VALUE strings");
+  }
+  const env = buildEnv(request.env, options);
+
+  const cwd = request.cwd === undefined || request.cwd === ""
+    ? "/"
+    : request.cwd;
+  if (typeof cwd !== "string") {
+    throw invalid("cwd", "Working directory must be a string");
+  }
+  checkNoNul("cwd", cwd, "Working directory");
+  if (!cwd.startsWith("/")) {
+    throw invalid(
+      "cwd",
+      `Working directory ${
+        JSON.stringify(cwd)
+      } is not absolute: give a path starting with /`,
+    );
+  }
+  let cwdInfo: Deno.FileInfo | undefined;
+  try {
+    cwdInfo = await Deno.stat(cwd);
+  } catch {
+    // Reported below together with "not a directory".
+  }
+  if (!cwdInfo?.isDirectory) {
+    throw invalid(
+      "cwd",
+      `Working directory ${
+        JSON.stringify(cwd)
+      } does not exist or is not a directory`,
+    );
+  }
+
+  const program = await lookPath(command, env.PATH, cwd);
+  return { program, command, args: [...args], env, cwd };
+}
+
+async function lookPath(
+  command: string,
+  path: string,
+  cwd: string,
+): Promise<string> {
+  if (command.includes("/")) {
+    const full = command.startsWith("/")
+      ? command
+      : `${cwd.replace(/\/+$/, "")}/${command}`;
+    const check = await checkExecutable(full);
+    if (check === "ok") return full;
+    const why = check === "missing"
+      ? "does not exist"
+      : check === "not_file"
+      ? "is not a regular file"
+      : "is not executable (no execute permission)";
+    throw invalid("command", `Command ${JSON.stringify(command)} ${why}`);
+  }
+  let notExecutable: string | undefined;
+  for (const dir of path.split(":")) {
+    // An empty PATH entry means the current directory to a shell; jobs only
+    // search absolute directories so a request cannot pick up a file by
+    // accident from its working directory.
+    if (!dir.startsWith("/")) continue;
+    const full = `${dir.replace(/\/+$/, "")}/${command}`;
+    const check = await checkExecutable(full);
+    if (check === "ok") return full;
+    if (check === "not_executable") notExecutable ??= full;
+  }
+  if (notExecutable !== undefined) {
+    throw invalid(
+      "command",
+      `Command ${
+        JSON.stringify(command)
+      } was found at ${notExecutable} but is not executable (no execute permission)`,
+    );
+  }
+  throw invalid(
+    "command",
+    `Command ${
+      JSON.stringify(command)
+    } was not found as an executable file on PATH (${path}): install it or give its absolute path`,
+  );
+}

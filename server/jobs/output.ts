@@ -1,0 +1,226 @@
+/**
+ * Job output: one file per job, `<dataDir>/output/<id>.out`, written only by
+ * the job itself (its stdout and stderr share one append-mode fd opened by
+ * the startup shim), so the server holds no per-job pipe and its memory stays
+ * flat whatever a job prints.
+ *
+ * New output is discovered by notification, never by polling: one inotify
+ * watch (`Deno.watchFs`, non-recursive) on the output directory serves the
+ * whole engine. Its modify events wake the readers waiting on that job and
+ * feed the engine's output-cap check. A job's end wakes its readers too.
+ * Should the event queue overflow (Deno then sends a `rescan` flag), every
+ * waiting reader is woken, so a lost event can delay nobody.
+ * @module
+ */
+
+/** Size of one reader's buffer: the bound on server memory per reader. */
+export const READ_CHUNK_BYTES = 64 * 1024;
+
+interface Waiter {
+  promise: Promise<void>;
+  resolve: () => void;
+}
+
+/** Options of {@linkcode OutputDir.open}. */
+export interface OutputDirOptions {
+  /** Called for every job whose file was modified (and for every job on a rescan, with `undefined`). */
+  onChange?: (id: string | undefined) => void;
+}
+
+/** The output directory and its single watcher. */
+export class OutputDir {
+  /** Absolute path of the directory. */
+  readonly dir: string;
+  #watcher: Deno.FsWatcher;
+  #loop: Promise<void>;
+  #waiters = new Map<string, Waiter>();
+  #onChange?: (id: string | undefined) => void;
+  #closed = false;
+
+  private constructor(dir: string, options: OutputDirOptions) {
+    this.dir = dir;
+    this.#onChange = options.onChange;
+    this.#watcher = Deno.watchFs(dir, { recursive: false });
+    this.#loop = this.#run();
+  }
+
+  /** Creates the directory when needed and starts watching it. */
+  static async open(
+    dir: string,
+    options: OutputDirOptions = {},
+  ): Promise<OutputDir> {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    return new OutputDir(await Deno.realPath(dir), options);
+  }
+
+  /** Path of job `id`'s output file. */
+  path(id: string): string {
+    return `${this.dir}/${id}.out`;
+  }
+
+  /** Creates job `id`'s output file, empty, before the job is spawned. */
+  async create(id: string): Promise<void> {
+    await Deno.writeFile(this.path(id), new Uint8Array(0), { mode: 0o600 });
+  }
+
+  /**
+   * Resolves at the next change of job `id`'s output (or when {@linkcode
+   * wake} is called for it). All readers of one job share one promise, so a
+   * hundred followers cost one map entry.
+   */
+  changed(id: string): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    let waiter = this.#waiters.get(id);
+    if (waiter === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => resolve = r);
+      waiter = { promise, resolve };
+      this.#waiters.set(id, waiter);
+    }
+    return waiter.promise;
+  }
+
+  /** Wakes the readers waiting on job `id` (used when the job has ended). */
+  wake(id: string): void {
+    const waiter = this.#waiters.get(id);
+    if (waiter === undefined) return;
+    this.#waiters.delete(id);
+    waiter.resolve();
+  }
+
+  #wakeAll(): void {
+    for (const id of [...this.#waiters.keys()]) this.wake(id);
+  }
+
+  async #run(): Promise<void> {
+    try {
+      for await (const event of this.#watcher) {
+        if (event.flag === "rescan") {
+          this.#wakeAll();
+          this.#onChange?.(undefined);
+          continue;
+        }
+        if (event.kind !== "modify") continue;
+        for (const path of event.paths) {
+          const id = idOfPath(path);
+          if (id === undefined) continue;
+          this.wake(id);
+          this.#onChange?.(id);
+        }
+      }
+    } catch (error) {
+      if (!this.#closed) {
+        console.error("Output watcher failed:", error);
+      }
+    } finally {
+      // Without a watcher nobody would wake followers again: let them all
+      // finish their reads rather than hang.
+      this.#wakeAll();
+    }
+  }
+
+  /** Stops watching and wakes every waiting reader. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#watcher.close();
+    } catch {
+      // Already closed by an error in the loop.
+    }
+    await this.#loop;
+    this.#wakeAll();
+  }
+}
+
+function idOfPath(path: string): string | undefined {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const match = /^([1-9][0-9]*)\.out$/.exec(name);
+  return match?.[1];
+}
+
+/** What a reader needs to know about the job whose output it reads. */
+export interface OutputSource {
+  /** The output file. */
+  path: string;
+  /** Whether the job may still write (false once it has ended for good). */
+  running(): boolean;
+  /** Resolves at the next change of the output or at the job's end. */
+  changed(): Promise<void>;
+  /** Bytes past this offset are never delivered (the output cap). */
+  limit: number;
+}
+
+/** Options of {@linkcode readOutput}. */
+export interface ReadOutputOptions {
+  /** Start offset in bytes (default 0). */
+  offset?: number;
+  /** Start this many bytes before the current end (overrides offset). */
+  tail?: number;
+  /** Keep reading until the job has ended and every byte is delivered. */
+  follow?: boolean;
+  /** Ends the stream early and releases the file. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Reads a job's output as chunks (binary-safe copies of at most
+ * {@linkcode READ_CHUNK_BYTES}). Each reader has its own fd and buffer, so a
+ * slow reader only delays itself. Without `follow` it ends at the end the
+ * file had when reading started; with `follow` it ends once the job has
+ * ended and all output is delivered. A missing file reads as empty.
+ */
+export async function* readOutput(
+  source: OutputSource,
+  options: ReadOutputOptions = {},
+): AsyncGenerator<Uint8Array, void, undefined> {
+  const { signal, follow = false } = options;
+  if (signal?.aborted) return;
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(source.path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
+  let onAbort: (() => void) | undefined;
+  try {
+    const size = (await file.stat()).size;
+    let position = options.tail !== undefined
+      ? Math.max(0, Math.min(size, source.limit) - options.tail)
+      : options.offset ?? 0;
+    if (position > 0) await file.seek(position, Deno.SeekMode.Start);
+    const buffer = new Uint8Array(READ_CHUNK_BYTES);
+    // Without follow, "the current end" is the size when reading began.
+    let end = follow ? source.limit : Math.min(size, source.limit);
+    let abortPromise: Promise<void> | undefined;
+    if (signal !== undefined) {
+      abortPromise = new Promise((resolve) => onAbort = resolve);
+      signal.addEventListener("abort", onAbort!, { once: true });
+    }
+
+    while (true) {
+      // Take the job's state and subscribe to changes before draining, so a
+      // write or the job's end that lands during the drain is never missed.
+      const ended = !follow || !source.running();
+      const changed = ended ? undefined : source.changed();
+      if (ended && follow) {
+        end = Math.min((await file.stat()).size, source.limit);
+      }
+      while (position < end) {
+        if (signal?.aborted) return;
+        const want = Math.min(buffer.length, end - position);
+        const n = await file.read(buffer.subarray(0, want));
+        if (n === null || n === 0) break;
+        position += n;
+        yield buffer.slice(0, n);
+      }
+      if (ended || signal?.aborted) return;
+      await (abortPromise ? Promise.race([changed, abortPromise]) : changed);
+      if (signal?.aborted) return;
+    }
+  } finally {
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
+    file.close();
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * The job store: every job record (everything `status` shows) in an embedded
+ * SQLite database (`node:sqlite`), so that jobs outlive the server process.
+ *
+ * The database runs in WAL mode with `synchronous=NORMAL`: a committed record
+ * survives the server being killed (`kill -9`), which is the failure the
+ * engine recovers from; only an OS crash may lose the last few records.
+ * Ids are SQLite's AUTOINCREMENT row ids, so an id is never reused for the
+ * data dir's lifetime, even after the newest job's row is deleted.
+ * @module
+ */
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { JobInfo, Limits, Usage } from "./types.ts";
+
+/** What a new job's row holds; the store assigns the id. */
+export type NewJob = Pick<
+  JobInfo,
+  "owner" | "command" | "args" | "cwd" | "startedAt" | "limits"
+>;
+
+/** How a job ended, written once when it has. */
+export type JobEnd = Pick<
+  JobInfo,
+  | "endedAt"
+  | "exitCode"
+  | "signal"
+  | "oomKilled"
+  | "stopped"
+  | "stoppedBy"
+  | "lostInRestart"
+  | "outputLimitReached"
+  | "usage"
+  | "outputBytes"
+>;
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  owner TEXT NOT NULL,
+  command TEXT NOT NULL,
+  args TEXT NOT NULL,
+  cwd TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('running', 'finished')),
+  started_at INTEGER NOT NULL,
+  ended_at INTEGER,
+  exit_code INTEGER,
+  signal TEXT,
+  oom_killed INTEGER NOT NULL DEFAULT 0,
+  stopped INTEGER NOT NULL DEFAULT 0,
+  stopped_by TEXT,
+  lost_in_restart INTEGER NOT NULL DEFAULT 0,
+  output_limit_reached INTEGER NOT NULL DEFAULT 0,
+  limits TEXT NOT NULL,
+  usage TEXT NOT NULL,
+  output_bytes INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, id);
+CREATE INDEX IF NOT EXISTS jobs_running ON jobs (state) WHERE state = 'running';
+`;
+
+const ZERO_USAGE: Usage = {
+  cpuUsec: 0,
+  memoryPeakBytes: 0,
+  ioReadBytes: 0,
+  ioWriteBytes: 0,
+};
+
+type Row = Record<string, unknown>;
+
+function toInfo(row: Row): JobInfo {
+  const info: JobInfo = {
+    id: String(row.id),
+    owner: row.owner as string,
+    command: row.command as string,
+    args: JSON.parse(row.args as string) as string[],
+    cwd: row.cwd as string,
+    state: row.state as JobInfo["state"],
+    startedAt: new Date(row.started_at as number),
+    oomKilled: row.oom_killed === 1,
+    stopped: row.stopped === 1,
+    lostInRestart: row.lost_in_restart === 1,
+    outputLimitReached: row.output_limit_reached === 1,
+    limits: JSON.parse(row.limits as string) as Limits,
+    usage: { ...ZERO_USAGE, ...JSON.parse(row.usage as string) as Usage },
+    outputBytes: row.output_bytes as number,
+  };
+  if (row.ended_at !== null) info.endedAt = new Date(row.ended_at as number);
+  if (row.exit_code !== null) info.exitCode = row.exit_code as number;
+  if (row.signal !== null) info.signal = row.signal as string;
+  if (row.stopped_by !== null) info.stoppedBy = row.stopped_by as string;
+  return info;
+}
+
+/** Job records in `<dataDir>/jobs.db`. All calls are synchronous and fast. */
+export class JobStore {
+  #db: DatabaseSync;
+  #insert: StatementSync;
+  #finish: StatementSync;
+  #get: StatementSync;
+  #listAll: StatementSync;
+  #listOwner: StatementSync;
+  #running: StatementSync;
+  #delete: StatementSync;
+
+  private constructor(db: DatabaseSync) {
+    this.#db = db;
+    this.#insert = db.prepare(
+      `INSERT INTO jobs (owner, command, args, cwd, state, started_at, limits, usage)
+       VALUES (?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id`,
+    );
+    this.#finish = db.prepare(
+      `UPDATE jobs SET state = 'finished', ended_at = ?, exit_code = ?,
+         signal = ?, oom_killed = ?, stopped = ?, stopped_by = ?,
+         lost_in_restart = ?, output_limit_reached = ?, usage = ?,
+         output_bytes = ?
+       WHERE id = ?`,
+    );
+    this.#get = db.prepare("SELECT * FROM jobs WHERE id = ?");
+    this.#listAll = db.prepare("SELECT * FROM jobs ORDER BY id");
+    this.#listOwner = db.prepare(
+      "SELECT * FROM jobs WHERE owner = ? ORDER BY id",
+    );
+    this.#running = db.prepare(
+      "SELECT * FROM jobs WHERE state = 'running' ORDER BY id",
+    );
+    this.#delete = db.prepare("DELETE FROM jobs WHERE id = ?");
+  }
+
+  /** Opens (creating when needed) the database at `path`. */
+  static open(path: string): JobStore {
+    const db = new DatabaseSync(path);
+    try {
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec("PRAGMA synchronous = NORMAL");
+      // Another process (an old server still shutting down) may hold a write
+      // lock briefly; wait for it instead of failing the start-up.
+      db.exec("PRAGMA busy_timeout = 5000");
+      const { user_version: version } = db.prepare("PRAGMA user_version")
+        .get() as { user_version: number };
+      if (version > SCHEMA_VERSION) {
+        throw new Error(
+          `Job store ${path} has schema version ${version}, newer than this server's ${SCHEMA_VERSION}: upgrade telejob-server or use another --data-dir`,
+        );
+      }
+      db.exec(SCHEMA);
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      return new JobStore(db);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  /** Records a new running job and returns its id. */
+  insert(job: NewJob): string {
+    const row = this.#insert.get(
+      job.owner,
+      job.command,
+      JSON.stringify(job.args),
+      job.cwd,
+      job.startedAt.getTime(),
+      JSON.stringify(job.limits),
+      JSON.stringify(ZERO_USAGE),
+    ) as { id: number };
+    return String(row.id);
+  }
+
+  /** Marks a job finished with how it ended. */
+  finish(id: string, end: JobEnd): void {
+    this.#finish.run(
+      (end.endedAt ?? new Date()).getTime(),
+      end.exitCode ?? null,
+      end.signal ?? null,
+      end.oomKilled ? 1 : 0,
+      end.stopped ? 1 : 0,
+      end.stoppedBy ?? null,
+      end.lostInRestart ? 1 : 0,
+      end.outputLimitReached ? 1 : 0,
+      JSON.stringify(end.usage),
+      end.outputBytes,
+      Number(id),
+    );
+  }
+
+  /** One job's record, or undefined when there is none. */
+  get(id: string): JobInfo | undefined {
+    const row = this.#get.get(Number(id)) as Row | undefined;
+    return row === undefined ? undefined : toInfo(row);
+  }
+
+  /** Every job (of `owner` when given), oldest first. */
+  list(owner?: string): JobInfo[] {
+    const rows = owner === undefined
+      ? this.#listAll.all()
+      : this.#listOwner.all(owner);
+    return (rows as Row[]).map(toInfo);
+  }
+
+  /** Jobs recorded as running (after a crash: those lost in it). */
+  running(): JobInfo[] {
+    return (this.#running.all() as Row[]).map(toInfo);
+  }
+
+  /** Deletes a job's record (a start that failed before it spawned). */
+  delete(id: string): void {
+    this.#delete.run(Number(id));
+  }
+
+  /** Closes the database. */
+  close(): void {
+    if (this.#db.isOpen) this.#db.close();
+  }
+}

@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { JobStore } from "./store.ts";
+
+const usage = {
+  cpuUsec: 12,
+  memoryPeakBytes: 3456,
+  ioReadBytes: 7,
+  ioWriteBytes: 8,
+};
+
+Deno.test("JobStore keeps records across reopening", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/jobs.db`;
+    let store = JobStore.open(path);
+    const startedAt = new Date("2026-01-02T03:04:05.678Z");
+    const a = store.insert({
+      owner: "alice",
+      command: "echo",
+      args: ["a", "b c", "\u00e9\n"],
+      cwd: "/tmp",
+      startedAt,
+      limits: { cpu: 0.5, io: [{ major: 7, minor: 0, rbps: 1000 }] },
+    });
+    const b = store.insert({
+      owner: "bob",
+      command: "sleep",
+      args: ["9"],
+      cwd: "/",
+      startedAt,
+      limits: {},
+    });
+    assert.equal(a, "1");
+    assert.equal(b, "2");
+    const endedAt = new Date("2026-01-02T03:04:06.000Z");
+    store.finish(a, {
+      endedAt,
+      signal: "SIGKILL",
+      oomKilled: true,
+      stopped: true,
+      stoppedBy: "admin",
+      lostInRestart: false,
+      outputLimitReached: true,
+      usage,
+      outputBytes: 99,
+    });
+    store.close();
+
+    store = JobStore.open(path);
+    const info = store.get(a)!;
+    assert.deepEqual(info, {
+      id: "1",
+      owner: "alice",
+      command: "echo",
+      args: ["a", "b c", "\u00e9\n"],
+      cwd: "/tmp",
+      state: "finished",
+      startedAt,
+      endedAt,
+      signal: "SIGKILL",
+      oomKilled: true,
+      stopped: true,
+      stoppedBy: "admin",
+      lostInRestart: false,
+      outputLimitReached: true,
+      limits: { cpu: 0.5, io: [{ major: 7, minor: 0, rbps: 1000 }] },
+      usage,
+      outputBytes: 99,
+    });
+    assert.deepEqual(store.running().map((j) => j.id), ["2"]);
+    assert.deepEqual(store.list().map((j) => j.id), ["1", "2"]);
+    assert.deepEqual(store.list("bob").map((j) => j.id), ["2"]);
+    assert.deepEqual(store.list("carol"), []);
+    assert.equal(store.get("3"), undefined);
+
+    // Ids are never reused, even after the newest row is deleted.
+    store.delete(b);
+    assert.equal(store.get(b), undefined);
+    const c = store.insert({
+      owner: "bob",
+      command: "true",
+      args: [],
+      cwd: "/",
+      startedAt,
+      limits: {},
+    });
+    assert.equal(c, "3");
+    store.finish(c, {
+      exitCode: 3,
+      oomKilled: false,
+      stopped: false,
+      lostInRestart: true,
+      outputLimitReached: false,
+      usage,
+      outputBytes: 0,
+    });
+    const finished = store.get(c)!;
+    assert.equal(finished.exitCode, 3);
+    assert.equal(finished.signal, undefined);
+    assert.equal(finished.lostInRestart, true);
+    assert.ok(finished.endedAt instanceof Date);
+    store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("JobStore refuses a store from a newer version", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { DatabaseSync } = await import("node:sqlite");
+    const db = new DatabaseSync(`${dir}/jobs.db`);
+    db.exec("PRAGMA user_version = 99");
+    db.close();
+    assert.throws(() => JobStore.open(`${dir}/jobs.db`), /schema version 99/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
