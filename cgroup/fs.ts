@@ -1,0 +1,243 @@
+/**
+ * Thin reads and writes of the kernel's cgroup files, shared by both drivers.
+ * Every kernel error is rethrown with the file's path and a hint, so that a
+ * failure at start-up or in a job tells the operator what to fix.
+ * @module
+ */
+
+/** The prefix of every job cgroup's directory name. */
+export const JOB_PREFIX = "telejob-";
+
+/**
+ * The leaf cgroup the server moves itself into on cgroup v2 when its own
+ * cgroup must hold only child cgroups (the no-internal-processes rule). Never
+ * listed as a job cgroup.
+ */
+export const SERVER_LEAF = "telejob-server";
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function hint(error: unknown): string {
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return "run the server as root or give it a delegated cgroup";
+  }
+  if (error instanceof Deno.errors.NotFound) {
+    return "check that the cgroup exists and the controller is enabled";
+  }
+  if (error instanceof Deno.errors.Busy) {
+    return "the cgroup is still in use; retry once its processes have exited";
+  }
+  return "check the value and the kernel's cgroup documentation";
+}
+
+/** Wraps a kernel error with the action, the path and what to do. */
+export function cgroupError(
+  action: string,
+  path: string,
+  error: unknown,
+): Error {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new Error(
+    `Failed to ${action} ${path}: ${reason}; ${hint(error)}`,
+    { cause: error },
+  );
+}
+
+/** Writes `value` to a cgroup file in one write. */
+export async function writeFile(path: string, value: string): Promise<void> {
+  try {
+    await Deno.writeTextFile(path, value);
+  } catch (error) {
+    throw cgroupError(`write ${JSON.stringify(value)} to`, path, error);
+  }
+}
+
+/** Reads a cgroup file. */
+export async function readFile(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw cgroupError("read", path, error);
+  }
+}
+
+/** Reads a cgroup file, or returns `undefined` when it does not exist. */
+export async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw cgroupError("read", path, error);
+  }
+}
+
+/** Whether `path` exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw cgroupError("inspect", path, error);
+  }
+}
+
+/** Parses a `cgroup.procs` file: one pid per line. */
+export async function readPids(procsFile: string): Promise<number[]> {
+  const text = await readOptional(procsFile);
+  if (text === undefined) return [];
+  const pids: number[] = [];
+  for (const line of text.split("\n")) {
+    if (line !== "") pids.push(Number(line));
+  }
+  return pids;
+}
+
+/** Parses a flat-keyed file (`key value` per line) into a map. */
+export function parseKeyed(text: string): Map<string, number> {
+  const map = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const [key, value] = line.trim().split(/\s+/);
+    if (key && value !== undefined) map.set(key, Number(value));
+  }
+  return map;
+}
+
+/** Sends `signal` to `pid`, ignoring a process that has already gone. */
+export function signalPid(pid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(pid, signal);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+/** Creates `path` and its missing ancestors. */
+export async function makeDir(path: string): Promise<void> {
+  try {
+    await Deno.mkdir(path, { recursive: true });
+  } catch (error) {
+    throw cgroupError("create cgroup", path, error);
+  }
+}
+
+/**
+ * Creates the job cgroup directory `path`; an existing one is an error so that
+ * two jobs never share a cgroup.
+ */
+export async function makeJobDir(path: string): Promise<void> {
+  try {
+    await Deno.mkdir(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) {
+      throw new Error(
+        `Failed to create cgroup ${path}: it already exists; remove the stale cgroup or pick another name`,
+        { cause: error },
+      );
+    }
+    throw cgroupError("create cgroup", path, error);
+  }
+}
+
+/**
+ * Removes a cgroup directory, retrying with a short backoff while the kernel
+ * says it is busy (its last processes are still exiting). A directory that is
+ * already gone counts as removed.
+ */
+export async function removeDir(
+  path: string,
+  options: { timeoutMs?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 5000);
+  let delay = 1;
+  for (;;) {
+    try {
+      await Deno.remove(path);
+      return;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      if (!(error instanceof Deno.errors.Busy) || Date.now() > deadline) {
+        throw cgroupError("remove cgroup", path, error);
+      }
+    }
+    await sleep(delay);
+    delay = Math.min(delay * 2, 50);
+  }
+}
+
+/** Names of the job cgroup directories directly below `dir`. */
+export async function listJobDirs(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (
+        entry.isDirectory && entry.name.startsWith(JOB_PREFIX) &&
+        entry.name !== SERVER_LEAF
+      ) {
+        names.push(entry.name);
+      }
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw cgroupError("list", dir, error);
+  }
+  return names.sort();
+}
+
+/**
+ * Normalizes a job cgroup name: the driver accepts `42` or `telejob-42` and
+ * always uses `telejob-42`. Only names that are safe as a single directory
+ * component are accepted.
+ */
+export function jobDirName(name: string): string {
+  const full = name.startsWith(JOB_PREFIX) ? name : JOB_PREFIX + name;
+  const rest = full.slice(JOB_PREFIX.length);
+  if (!/^[A-Za-z0-9_.-]{1,200}$/.test(rest) || rest === "." || rest === "..") {
+    throw new Error(
+      `Invalid job cgroup name ${
+        JSON.stringify(name)
+      }: use letters, digits, ".", "_" or "-" (at most 200)`,
+    );
+  }
+  if (full === SERVER_LEAF) {
+    throw new Error(
+      `Invalid job cgroup name ${
+        JSON.stringify(name)
+      }: "${SERVER_LEAF}" is reserved for the server itself`,
+    );
+  }
+  return full;
+}
+
+/** Joins a hierarchy mount point and a cgroup path (`/a/b`). */
+export function joinCgroupPath(mount: string, cgroupPath: string): string {
+  const rel = cgroupPath.split("/").filter((part) => part !== "").join("/");
+  return rel === "" ? mount : `${mount.replace(/\/$/, "")}/${rel}`;
+}
+
+/**
+ * Resolves `--cgroup-parent` against the cgroup this process runs in: an
+ * absolute path (`/a/b`) is taken from the hierarchy's root, a relative one
+ * (`a/b`) is below this process's own cgroup. No `..` is allowed, so the
+ * result never leaves the hierarchy.
+ */
+export function resolveParent(own: string, parent: string | undefined): string {
+  if (parent === undefined || parent === "") return normalize(own);
+  const parts = parent.split("/").filter((part) => part !== "");
+  if (parts.some((part) => part === "." || part === "..")) {
+    throw new Error(
+      `Invalid --cgroup-parent ${
+        JSON.stringify(parent)
+      }: "." and ".." are not allowed; use a path like /telejob or telejob`,
+    );
+  }
+  if (parent.startsWith("/")) return normalize(parent);
+  return normalize(`${own}/${parts.join("/")}`);
+}
+
+function normalize(path: string): string {
+  return "/" + path.split("/").filter((part) => part !== "").join("/");
+}

@@ -1,0 +1,418 @@
+/**
+ * Parsing and validation of resource limits: the server's flags (compatible
+ * with the seed: `--cpu-limit 0.2`, `--memory-limit 2000` in KiB or with a
+ * unit, `--io-limit "MAJ:MIN rbps=N wbps=N riops=N wiops=N"`, plus
+ * `--pids-limit`) and per-job limits, which may only be tighter than the
+ * server's.
+ * @module
+ */
+import { availableParallelism } from "node:os";
+import { JobError } from "../server/jobs/errors.ts";
+import type { IoLimit, Limits } from "./types.ts";
+
+/** Smallest CPU limit: the kernel's minimum quota is 1 ms per 100 ms. */
+export const MIN_CPU = 0.01;
+/** Smallest memory limit: below this not even the startup shell can run. */
+export const MIN_MEMORY_BYTES = 1024 * 1024;
+/** Largest pids limit: the kernel's `pid_max` ceiling. */
+export const MAX_PIDS = 4194304;
+/** Largest byte rate or IO rate we accept (the kernel takes a u64). */
+export const MAX_IO_RATE = Number.MAX_SAFE_INTEGER;
+
+/** The raw flag values, as the command line gave them. */
+export interface LimitFlags {
+  /** `--cpu-limit`: cores, e.g. `0.2`. */
+  cpuLimit?: string;
+  /** `--memory-limit`: KiB, or with a unit (`512K`, `512M`, `2G`). */
+  memoryLimit?: string;
+  /** `--io-limit`, repeatable: `MAJ:MIN rbps=N wbps=N riops=N wiops=N`. */
+  ioLimit?: string[];
+  /** `--pids-limit`: a whole number of processes and threads. */
+  pidsLimit?: string;
+}
+
+/** The number of CPUs of this host (the largest sensible CPU limit). */
+export function hostCpus(): number {
+  return availableParallelism();
+}
+
+let memTotal: number | undefined;
+
+/**
+ * Physical memory of this host in bytes. A limit above it cannot bind, since
+ * swap is disabled for limited jobs.
+ */
+export function hostMemoryBytes(): number {
+  if (memTotal === undefined) {
+    try {
+      const text = Deno.readTextFileSync("/proc/meminfo");
+      const kib = Number(/^MemTotal:\s+(\d+) kB/m.exec(text)?.[1]);
+      memTotal = Number.isFinite(kib) && kib > 0
+        ? kib * 1024
+        : Number.MAX_SAFE_INTEGER;
+    } catch {
+      memTotal = Number.MAX_SAFE_INTEGER;
+    }
+  }
+  return memTotal;
+}
+
+const UNITS: Record<string, number> = {
+  "": 1024,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1024 ** 4,
+  tib: 1024 ** 4,
+};
+
+function formatBytes(bytes: number): string {
+  for (const [unit, size] of [["G", 1024 ** 3], ["M", 1024 ** 2]] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return bytes % 1024 === 0 ? `${bytes / 1024}K` : `${bytes} bytes`;
+}
+
+function formatCpu(cpu: number): string {
+  return String(Number(cpu.toFixed(4)));
+}
+
+/** Checks a CPU limit in cores; returns a reason when it is not allowed. */
+function cpuProblem(cpu: number): string | undefined {
+  const max = hostCpus();
+  if (!Number.isFinite(cpu) || cpu <= 0) {
+    return `expected a number of CPUs greater than 0, like 0.5`;
+  }
+  if (cpu < MIN_CPU) return `the smallest CPU limit is ${MIN_CPU}`;
+  if (cpu > max) {
+    return `at most ${max}, the number of CPUs on this host`;
+  }
+  return undefined;
+}
+
+function memoryProblem(bytes: number): string | undefined {
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    return "expected a positive size in KiB or with a unit, like 2000, 512M or 2G";
+  }
+  if (bytes < MIN_MEMORY_BYTES) {
+    return `at least ${formatBytes(MIN_MEMORY_BYTES)}`;
+  }
+  if (bytes > hostMemoryBytes()) {
+    return `at most ${
+      formatBytes(hostMemoryBytes())
+    }, the physical memory of this host`;
+  }
+  return undefined;
+}
+
+function pidsProblem(pids: number): string | undefined {
+  if (!Number.isSafeInteger(pids) || pids < 1) {
+    return "expected a whole number of processes of at least 1, like 100";
+  }
+  if (pids > MAX_PIDS) return `at most ${MAX_PIDS}`;
+  return undefined;
+}
+
+/** Parses `--cpu-limit`: cores as a decimal number. */
+export function parseCpu(value: string): number {
+  const cpu = /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : NaN;
+  const problem = cpuProblem(cpu);
+  if (problem) {
+    throw new Error(`Invalid --cpu-limit ${JSON.stringify(value)}: ${problem}`);
+  }
+  return cpu;
+}
+
+/** Parses `--memory-limit`: KiB by default, or with a unit (K, M, G, T). */
+export function parseMemory(value: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+  const unit = match ? UNITS[match[2].toLowerCase()] : undefined;
+  const bytes = match && unit ? Math.round(Number(match[1]) * unit) : NaN;
+  const problem = match && !unit
+    ? "unknown unit; use K, M, G or T (powers of 1024), or no unit for KiB"
+    : memoryProblem(bytes);
+  if (problem) {
+    throw new Error(
+      `Invalid --memory-limit ${JSON.stringify(value)}: ${problem}`,
+    );
+  }
+  return bytes;
+}
+
+/** Parses `--pids-limit`: a whole number. */
+export function parsePids(value: string): number {
+  const pids = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  const problem = pidsProblem(pids);
+  if (problem) {
+    throw new Error(
+      `Invalid --pids-limit ${JSON.stringify(value)}: ${problem}`,
+    );
+  }
+  return pids;
+}
+
+/** Splits a device number `rdev` (from stat) into major and minor. */
+export function splitRdev(rdev: number): { major: number; minor: number } {
+  const dev = BigInt(rdev);
+  const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
+  const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
+  return { major, minor };
+}
+
+/**
+ * Checks that MAJ:MIN is a whole block device on this host (the kernel
+ * throttles whole disks, not partitions); returns a reason otherwise.
+ */
+function deviceProblem(major: number, minor: number): string | undefined {
+  const sys = `/sys/dev/block/${major}:${minor}`;
+  try {
+    Deno.statSync(sys);
+  } catch {
+    return `no block device ${major}:${minor} on this host; see lsblk for MAJ:MIN`;
+  }
+  try {
+    Deno.statSync(`${sys}/partition`);
+    return `${major}:${minor} is a partition; limit the whole disk it belongs to`;
+  } catch {
+    return undefined;
+  }
+}
+
+const IO_KEYS = ["rbps", "wbps", "riops", "wiops"] as const;
+
+const RATE_UNITS: Record<string, number> = {
+  "": 1,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+};
+
+/**
+ * Parses one `--io-limit`: `MAJ:MIN` or a block device path, then one or more
+ * of `rbps=N wbps=N riops=N wiops=N` (byte rates may carry K, M or G).
+ */
+export async function parseIo(value: string): Promise<IoLimit> {
+  const fail = (problem: string): never => {
+    throw new Error(`Invalid --io-limit ${JSON.stringify(value)}: ${problem}`);
+  };
+  const [device, ...settings] = value.trim().split(/\s+/);
+  if (!device) {
+    fail(
+      'expected "MAJ:MIN rbps=N wbps=N riops=N wiops=N", like "7:0 wbps=1048576"',
+    );
+  }
+  let major: number;
+  let minor: number;
+  const numbers = /^(\d+):(\d+)$/.exec(device);
+  if (numbers) {
+    major = Number(numbers[1]);
+    minor = Number(numbers[2]);
+  } else if (device.startsWith("/")) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(device);
+    } catch (error) {
+      return fail(
+        `cannot stat ${device} (${
+          error instanceof Error ? error.message : error
+        }); give an existing block device or MAJ:MIN`,
+      );
+    }
+    if (!info.isBlockDevice || info.rdev === null) {
+      return fail(`${device} is not a block device; give a disk like /dev/sda`);
+    }
+    ({ major, minor } = splitRdev(info.rdev));
+  } else {
+    return fail(
+      `the device must be MAJ:MIN (like 8:0) or a block device path (like /dev/sda)`,
+    );
+  }
+  const limit: IoLimit = { major, minor };
+  if (settings.length === 0) {
+    fail("give at least one of rbps=N, wbps=N, riops=N, wiops=N");
+  }
+  for (const setting of settings) {
+    const match = /^(rbps|wbps|riops|wiops)=(\d+)([kKmMgG]?)$/.exec(setting);
+    if (!match) {
+      fail(
+        `${
+          JSON.stringify(setting)
+        } is not one of rbps=N, wbps=N, riops=N, wiops=N with N a whole number`,
+      );
+    }
+    const [, key, digits, unit] = match!;
+    const k = key as typeof IO_KEYS[number];
+    if (unit && (k === "riops" || k === "wiops")) {
+      fail(`${k} counts operations; give a plain number without a unit`);
+    }
+    if (limit[k] !== undefined) fail(`${k} is given twice`);
+    const rate = Number(digits) * RATE_UNITS[unit.toLowerCase()];
+    if (!Number.isSafeInteger(rate) || rate < 1) {
+      fail(`${k} must be a whole number from 1 to ${MAX_IO_RATE}`);
+    }
+    limit[k] = rate;
+  }
+  const problem = deviceProblem(major, minor);
+  if (problem) fail(problem);
+  return limit;
+}
+
+/**
+ * Parses and validates the server's limit flags. Throws an Error naming the
+ * flag and what is allowed; an absent flag means no limit.
+ */
+export async function parseLimitFlags(flags: LimitFlags): Promise<Limits> {
+  const limits: Limits = {};
+  if (flags.cpuLimit !== undefined) limits.cpu = parseCpu(flags.cpuLimit);
+  if (flags.memoryLimit !== undefined) {
+    limits.memoryBytes = parseMemory(flags.memoryLimit);
+  }
+  if (flags.pidsLimit !== undefined) limits.pids = parsePids(flags.pidsLimit);
+  if (flags.ioLimit !== undefined && flags.ioLimit.length > 0) {
+    const io: IoLimit[] = [];
+    for (const value of flags.ioLimit) {
+      const limit = await parseIo(value);
+      if (io.some((l) => l.major === limit.major && l.minor === limit.minor)) {
+        throw new Error(
+          `Invalid --io-limit ${
+            JSON.stringify(value)
+          }: device ${limit.major}:${limit.minor} is limited twice; give one --io-limit per device`,
+        );
+      }
+      io.push(limit);
+    }
+    limits.io = io;
+  }
+  return limits;
+}
+
+function invalid(field: string, message: string): JobError {
+  return new JobError("invalid_argument", message, field);
+}
+
+/**
+ * The limits a job runs with: the server's limits (`ceiling`) are the
+ * defaults, and a per-job value may only be tighter. Throws a
+ * {@linkcode JobError} with code `invalid_argument` and the field at fault
+ * (`limits.cpu`, `limits.memory_bytes`, `limits.pids`, `limits.io`).
+ */
+export function effectiveLimits(
+  requested: Limits | undefined,
+  ceiling: Limits,
+): Limits {
+  const result: Limits = {};
+  const cpu = requested?.cpu;
+  if (cpu !== undefined) {
+    const problem = cpuProblem(cpu);
+    if (problem) {
+      throw invalid("limits.cpu", `Invalid CPU limit ${cpu}: ${problem}`);
+    }
+    if (ceiling.cpu !== undefined && cpu > ceiling.cpu) {
+      throw invalid(
+        "limits.cpu",
+        `Invalid CPU limit ${cpu}: at most ${
+          formatCpu(ceiling.cpu)
+        }, the server's limit`,
+      );
+    }
+    result.cpu = cpu;
+  } else if (ceiling.cpu !== undefined) result.cpu = ceiling.cpu;
+
+  const memory = requested?.memoryBytes;
+  if (memory !== undefined) {
+    const problem = memoryProblem(memory);
+    if (problem) {
+      throw invalid(
+        "limits.memory_bytes",
+        `Invalid memory limit ${memory} bytes: ${
+          problem.replace(
+            "a positive size in KiB or with a unit, like 2000, 512M or 2G",
+            "a positive whole number of bytes",
+          )
+        }`,
+      );
+    }
+    if (ceiling.memoryBytes !== undefined && memory > ceiling.memoryBytes) {
+      throw invalid(
+        "limits.memory_bytes",
+        `Invalid memory limit ${memory} bytes: at most ${ceiling.memoryBytes} bytes (${
+          formatBytes(ceiling.memoryBytes)
+        }), the server's limit`,
+      );
+    }
+    result.memoryBytes = memory;
+  } else if (ceiling.memoryBytes !== undefined) {
+    result.memoryBytes = ceiling.memoryBytes;
+  }
+
+  const pids = requested?.pids;
+  if (pids !== undefined) {
+    const problem = pidsProblem(pids);
+    if (problem) {
+      throw invalid("limits.pids", `Invalid pids limit ${pids}: ${problem}`);
+    }
+    if (ceiling.pids !== undefined && pids > ceiling.pids) {
+      throw invalid(
+        "limits.pids",
+        `Invalid pids limit ${pids}: at most ${ceiling.pids}, the server's limit`,
+      );
+    }
+    result.pids = pids;
+  } else if (ceiling.pids !== undefined) result.pids = ceiling.pids;
+
+  const io = mergeIo(requested?.io ?? [], ceiling.io ?? []);
+  if (io.length > 0) result.io = io;
+  return result;
+}
+
+function mergeIo(requested: IoLimit[], ceiling: IoLimit[]): IoLimit[] {
+  const result: IoLimit[] = ceiling.map((l) => ({ ...l }));
+  const seen = new Set<string>();
+  for (const req of requested) {
+    const device = `${req.major}:${req.minor}`;
+    const fail = (problem: string): never => {
+      throw invalid("limits.io", `Invalid I/O limit for ${device}: ${problem}`);
+    };
+    if (
+      !Number.isSafeInteger(req.major) || !Number.isSafeInteger(req.minor) ||
+      req.major < 0 || req.minor < 0
+    ) {
+      fail("major and minor must be whole numbers");
+    }
+    if (seen.has(device)) fail("the device is listed twice; give it once");
+    seen.add(device);
+    const keys = IO_KEYS.filter((k) => req[k] !== undefined);
+    if (keys.length === 0) {
+      fail("give at least one of rbps, wbps, riops, wiops");
+    }
+    let target = result.find((l) =>
+      l.major === req.major && l.minor === req.minor
+    );
+    if (!target) {
+      const problem = deviceProblem(req.major, req.minor);
+      if (problem) fail(problem);
+      target = { major: req.major, minor: req.minor };
+      result.push(target);
+    }
+    for (const k of keys) {
+      const value = req[k]!;
+      if (!Number.isSafeInteger(value) || value < 1) {
+        fail(`${k} must be a whole number from 1 to ${MAX_IO_RATE}`);
+      }
+      const max = target[k];
+      if (max !== undefined && value > max) {
+        fail(`${k} may be at most ${max}, the server's limit`);
+      }
+      target[k] = value;
+    }
+  }
+  return result;
+}

@@ -1,0 +1,406 @@
+/**
+ * The cgroup v1 driver, for legacy and hybrid hosts where the v1 hierarchies
+ * hold the controllers (one mount per controller, or co-mounts such as
+ * `cpu,cpuacct`).
+ *
+ * A job gets one directory per hierarchy it uses (cpu, cpuacct, memory, blkio,
+ * pids, freezer — whichever are mounted), each below the parent cgroup of that
+ * hierarchy. v1 has no `cgroup.kill`, so {@linkcode V1JobCgroup.kill} freezes
+ * the cgroup, SIGKILLs every process, thaws it and repeats until it is empty:
+ * a frozen process cannot fork, so none can slip through.
+ * @module
+ */
+import type { CgroupDriver, JobCgroup, Limits, Usage } from "./types.ts";
+import {
+  exists,
+  jobDirName,
+  joinCgroupPath,
+  listJobDirs,
+  makeDir,
+  makeJobDir,
+  parseKeyed,
+  readFile,
+  readOptional,
+  readPids,
+  removeDir,
+  resolveParent,
+  signalPid,
+  sleep,
+  writeFile,
+} from "./fs.ts";
+import {
+  type CgroupMembership,
+  type CgroupMount,
+  pathBelowMount,
+  readSelf,
+} from "./mounts.ts";
+
+/** The v1 controllers the driver uses. */
+export const V1_CONTROLLERS = [
+  "cpu",
+  "cpuacct",
+  "memory",
+  "blkio",
+  "pids",
+  "freezer",
+] as const;
+
+/** A v1 controller the driver uses. */
+export type V1Controller = typeof V1_CONTROLLERS[number];
+
+/** One mounted v1 hierarchy and the parent cgroup directory in it. */
+export interface V1Hierarchy {
+  /** Controllers mounted together in this hierarchy (e.g. `cpu`, `cpuacct`). */
+  controllers: V1Controller[];
+  /** Mount point, e.g. `/sys/fs/cgroup/memory`. */
+  mountPoint: string;
+  /** Directory below which job cgroups are created. */
+  parentDir: string;
+}
+
+/** Options of {@linkcode createV1Driver}. */
+export interface V1DriverOptions {
+  /**
+   * `--cgroup-parent`: absolute (`/a/b`, from each hierarchy's root) or
+   * relative (`a/b`, below this process's own cgroup). Default: this
+   * process's own cgroup in each hierarchy.
+   */
+  parent?: string;
+  /** Parsed mounts; read from `/proc/self/mountinfo` when absent. */
+  mounts?: CgroupMount[];
+  /** Parsed memberships; read from `/proc/self/cgroup` when absent. */
+  memberships?: CgroupMembership[];
+}
+
+/** Whether the mounts hold any v1 hierarchy with a controller we use. */
+export function hasV1Controllers(mounts: readonly CgroupMount[]): boolean {
+  return mounts.some((m) =>
+    m.version === 1 &&
+    m.controllers.some((c) => (V1_CONTROLLERS as readonly string[]).includes(c))
+  );
+}
+
+/**
+ * Finds the v1 hierarchies and creates the parent cgroup in each (if it is
+ * missing). Throws with a clear message if no usable hierarchy is mounted.
+ */
+export async function createV1Driver(
+  options: V1DriverOptions = {},
+): Promise<V1Driver> {
+  let { mounts, memberships } = options;
+  if (!mounts || !memberships) {
+    const self = await readSelf();
+    mounts ??= self.mounts;
+    memberships ??= self.memberships;
+  }
+  const hierarchies: V1Hierarchy[] = [];
+  for (const mount of mounts) {
+    if (mount.version !== 1) continue;
+    const controllers = mount.controllers.filter((c): c is V1Controller =>
+      (V1_CONTROLLERS as readonly string[]).includes(c)
+    );
+    if (controllers.length === 0) continue;
+    // A hierarchy mounted twice (or a controller seen again) is used once.
+    if (
+      hierarchies.some((h) =>
+        h.controllers.some((c) => controllers.includes(c))
+      )
+    ) continue;
+    const membership = memberships.find((m) =>
+      m.controllers.some((c) => mount.controllers.includes(c))
+    );
+    if (!membership) {
+      throw new Error(
+        `Cannot use cgroup v1 hierarchy ${mount.mountPoint}: this process is not listed in it in /proc/self/cgroup; check the cgroup mounts`,
+      );
+    }
+    const own = pathBelowMount(mount, membership.path);
+    if (own === undefined) {
+      throw new Error(
+        `Cannot use cgroup v1 hierarchy ${mount.mountPoint}: this process's cgroup ${membership.path} is not visible below the mount (root ${mount.root}); mount the hierarchy's root or pass --cgroup-parent`,
+      );
+    }
+    const parentPath = resolveParent(own, options.parent);
+    const parentDir = joinCgroupPath(mount.mountPoint, parentPath);
+    hierarchies.push({ controllers, mountPoint: mount.mountPoint, parentDir });
+  }
+  if (hierarchies.length === 0) {
+    throw new Error(
+      "No cgroup v1 hierarchy with the cpu, cpuacct, memory, blkio, pids or freezer controller is mounted; mount them under /sys/fs/cgroup or use a cgroup v2 host",
+    );
+  }
+  for (const h of hierarchies) await makeDir(h.parentDir);
+  return new V1Driver(hierarchies);
+}
+
+/** Creates job cgroups in every mounted v1 hierarchy. */
+export class V1Driver implements CgroupDriver {
+  /** Always 1. */
+  readonly version = 1 as const;
+  /** Where job cgroups go, one directory per hierarchy. */
+  readonly parent: string;
+  /** The hierarchies in use. */
+  readonly hierarchies: readonly V1Hierarchy[];
+
+  /** Use {@linkcode createV1Driver}; this constructor does no I/O. */
+  constructor(hierarchies: readonly V1Hierarchy[]) {
+    this.hierarchies = hierarchies;
+    this.parent = "cgroup v1: " +
+      hierarchies.map((h) => `${h.controllers.join(",")}=${h.parentDir}`)
+        .join(" ");
+  }
+
+  /** The parent directory in each hierarchy. */
+  get parentDirs(): string[] {
+    return this.hierarchies.map((h) => h.parentDir);
+  }
+
+  /** Creates `telejob-<name>` in every hierarchy and applies `limits`. */
+  async create(name: string, limits: Limits): Promise<V1JobCgroup> {
+    const job = this.open(name);
+    this.#checkControllers(limits);
+    const created: string[] = [];
+    try {
+      for (const dir of job.dirs.values()) {
+        if (created.includes(dir)) continue;
+        await makeJobDir(dir);
+        created.push(dir);
+      }
+      await applyLimits(job, limits);
+    } catch (error) {
+      for (const dir of created.reverse()) {
+        await removeDir(dir).catch(() => {});
+      }
+      throw error;
+    }
+    return job;
+  }
+
+  /** The job cgroup `telejob-<name>`, without touching the kernel. */
+  open(name: string): V1JobCgroup {
+    const dirName = jobDirName(name);
+    const dirs = new Map<V1Controller, string>();
+    for (const h of this.hierarchies) {
+      const dir = `${h.parentDir}/${dirName}`;
+      for (const c of h.controllers) dirs.set(c, dir);
+    }
+    return new V1JobCgroup(dirName, dirs);
+  }
+
+  /** Job cgroup names found in any hierarchy. */
+  async list(): Promise<string[]> {
+    const names = new Set<string>();
+    for (const h of this.hierarchies) {
+      for (const name of await listJobDirs(h.parentDir)) names.add(name);
+    }
+    return [...names].sort();
+  }
+
+  #checkControllers(limits: Limits): void {
+    const has = (c: V1Controller) =>
+      this.hierarchies.some((h) => h.controllers.includes(c));
+    const need: [boolean, V1Controller, string][] = [
+      [limits.cpu !== undefined, "cpu", "a CPU limit"],
+      [limits.memoryBytes !== undefined, "memory", "a memory limit"],
+      [limits.pids !== undefined, "pids", "a pids limit"],
+      [(limits.io?.length ?? 0) > 0, "blkio", "an I/O limit"],
+    ];
+    for (const [wanted, controller, what] of need) {
+      if (wanted && !has(controller)) {
+        throw new Error(
+          `Cannot apply ${what}: the cgroup v1 ${controller} controller is not mounted; mount it under /sys/fs/cgroup or drop the limit`,
+        );
+      }
+    }
+  }
+}
+
+async function applyLimits(job: V1JobCgroup, limits: Limits): Promise<void> {
+  const cpu = job.dirs.get("cpu");
+  if (limits.cpu !== undefined && cpu) {
+    await writeFile(`${cpu}/cpu.cfs_period_us`, "100000");
+    await writeFile(
+      `${cpu}/cpu.cfs_quota_us`,
+      String(Math.max(1000, Math.round(limits.cpu * 100000))),
+    );
+  }
+  const memory = job.dirs.get("memory");
+  if (limits.memoryBytes !== undefined && memory) {
+    const bytes = String(limits.memoryBytes);
+    // The memory limit must be set before memsw, which may not be below it.
+    await writeFile(`${memory}/memory.limit_in_bytes`, bytes);
+    if (await exists(`${memory}/memory.memsw.limit_in_bytes`)) {
+      await writeFile(`${memory}/memory.memsw.limit_in_bytes`, bytes);
+    } else {
+      // Without swap accounting, keep the job's memory out of swap instead.
+      await writeFile(`${memory}/memory.swappiness`, "0");
+    }
+  }
+  const pids = job.dirs.get("pids");
+  if (limits.pids !== undefined && pids) {
+    await writeFile(`${pids}/pids.max`, String(limits.pids));
+  }
+  const blkio = job.dirs.get("blkio");
+  if (blkio) {
+    for (const io of limits.io ?? []) {
+      const device = `${io.major}:${io.minor}`;
+      const files: [number | undefined, string][] = [
+        [io.rbps, "read_bps_device"],
+        [io.wbps, "write_bps_device"],
+        [io.riops, "read_iops_device"],
+        [io.wiops, "write_iops_device"],
+      ];
+      for (const [value, file] of files) {
+        if (value !== undefined) {
+          await writeFile(
+            `${blkio}/blkio.throttle.${file}`,
+            `${device} ${value}`,
+          );
+        }
+      }
+    }
+  }
+}
+
+/** One job's cgroup: a directory in each v1 hierarchy. */
+export class V1JobCgroup implements JobCgroup {
+  /** `telejob-<name>`. */
+  readonly name: string;
+  /** The job's directory per controller (co-mounted ones share one). */
+  readonly dirs: ReadonlyMap<V1Controller, string>;
+  /** One `cgroup.procs` per hierarchy. */
+  readonly procsFiles: readonly string[];
+
+  /** Use {@linkcode V1Driver.open} or {@linkcode V1Driver.create}. */
+  constructor(name: string, dirs: ReadonlyMap<V1Controller, string>) {
+    this.name = name;
+    this.dirs = dirs;
+    this.procsFiles = [...new Set(dirs.values())].map((d) =>
+      `${d}/cgroup.procs`
+    );
+  }
+
+  /** Pids in any of the job's hierarchies (a starting job may be in some). */
+  async pids(): Promise<number[]> {
+    const all = new Set<number>();
+    for (const file of this.procsFiles) {
+      for (const pid of await readPids(file)) all.add(pid);
+    }
+    return [...all].sort((a, b) => a - b);
+  }
+
+  /** Sends `signal` to every process of the job. */
+  async signal(signal: Deno.Signal): Promise<void> {
+    for (const pid of await this.pids()) signalPid(pid, signal);
+  }
+
+  /**
+   * Freeze, SIGKILL every process, thaw; repeat until no process is left. A
+   * frozen process cannot fork, and its pid cannot be reused before it is
+   * killed, so a fork bomb cannot escape. Without the freezer it repeats the
+   * kill until the cgroup is empty, which also converges because each round
+   * kills every process that could have forked.
+   */
+  async kill(options: { timeoutMs?: number } = {}): Promise<void> {
+    const deadline = Date.now() + (options.timeoutMs ?? 10000);
+    const freezer = this.dirs.get("freezer");
+    let delay = 1;
+    for (;;) {
+      if ((await this.pids()).length === 0) return;
+      if (freezer) await this.#freeze(freezer, deadline);
+      try {
+        for (const pid of await this.pids()) signalPid(pid, "SIGKILL");
+      } finally {
+        if (freezer) await writeFile(`${freezer}/freezer.state`, "THAWED");
+      }
+      if ((await this.pids()).length === 0) return;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `Failed to kill every process of cgroup ${this.name}: pids ${
+            (await this.pids()).join(" ")
+          } remain; check for processes stuck in uninterruptible sleep (ps -o stat)`,
+        );
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 20);
+    }
+  }
+
+  async #freeze(dir: string, deadline: number): Promise<void> {
+    const file = `${dir}/freezer.state`;
+    await writeFile(file, "FROZEN");
+    // Freezing completes once every task has stopped; a task stuck in the
+    // kernel may delay it, in which case we kill what we can and retry.
+    const until = Math.min(deadline, Date.now() + 1000);
+    let delay = 1;
+    while ((await readFile(file)).trim() !== "FROZEN" && Date.now() < until) {
+      await sleep(delay);
+      delay = Math.min(delay * 2, 20);
+    }
+  }
+
+  /** The `oom_kill` counter of `memory.oom_control` (0 without memory). */
+  async oomKills(): Promise<number> {
+    const memory = this.dirs.get("memory");
+    if (!memory) return 0;
+    const text = await readOptional(`${memory}/memory.oom_control`);
+    return text === undefined ? 0 : parseKeyed(text).get("oom_kill") ?? 0;
+  }
+
+  /** cpuacct.usage, memory.max_usage_in_bytes and the blkio byte counters. */
+  async usage(): Promise<Usage> {
+    const usage: Usage = {
+      cpuUsec: 0,
+      memoryPeakBytes: 0,
+      ioReadBytes: 0,
+      ioWriteBytes: 0,
+    };
+    const cpuacct = this.dirs.get("cpuacct");
+    if (cpuacct) {
+      const ns = await readOptional(`${cpuacct}/cpuacct.usage`);
+      if (ns !== undefined) usage.cpuUsec = Math.floor(Number(ns) / 1000);
+    }
+    const memory = this.dirs.get("memory");
+    if (memory) {
+      const peak = await readOptional(`${memory}/memory.max_usage_in_bytes`);
+      if (peak !== undefined) usage.memoryPeakBytes = Number(peak);
+    }
+    const blkio = this.dirs.get("blkio");
+    if (blkio) {
+      const text = await readOptional(
+        `${blkio}/blkio.throttle.io_service_bytes_recursive`,
+      ) ??
+        await readOptional(`${blkio}/blkio.throttle.io_service_bytes`);
+      for (const line of (text ?? "").split("\n")) {
+        const [device, op, value] = line.trim().split(/\s+/);
+        if (!device?.includes(":") || value === undefined) continue;
+        if (op === "Read") usage.ioReadBytes += Number(value);
+        if (op === "Write") usage.ioWriteBytes += Number(value);
+      }
+    }
+    return usage;
+  }
+
+  /** Removes the directory in every hierarchy, retrying while busy. */
+  async remove(): Promise<void> {
+    const errors: unknown[] = [];
+    for (const dir of new Set(this.dirs.values())) {
+      try {
+        await removeDir(dir);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) {
+      throw new AggregateError(
+        errors,
+        `Failed to remove cgroup ${this.name} in ${errors.length} hierarchies: ${
+          errors.map((e) => e instanceof Error ? e.message : String(e)).join(
+            "; ",
+          )
+        }`,
+      );
+    }
+  }
+}
