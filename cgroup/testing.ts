@@ -1,0 +1,124 @@
+/**
+ * Test helpers for the cgroup tests: a driver below a parent cgroup unique
+ * to the test run (so parallel runs never see each other's job cgroups) and
+ * a way to run a real job through the startup shim. Everything created is
+ * removed again.
+ * @module
+ */
+import type { CgroupDriver, JobCgroup } from "./types.ts";
+import { detectDriver } from "./mod.ts";
+import { removeDir } from "./fs.ts";
+import { shimCommand } from "./shim.ts";
+
+/** A driver whose parent cgroup belongs to one test. */
+export interface TestDriver extends AsyncDisposable {
+  /** The driver, below the test's own parent cgroup. */
+  driver: CgroupDriver;
+  /** The parent directories (one per v1 hierarchy, one on v2). */
+  parentDirs: string[];
+}
+
+let counter = 0;
+
+/**
+ * Detects the host's driver with a fresh parent cgroup below this process's
+ * own cgroup. Disposing it kills and removes every job cgroup left in it and
+ * then the parent itself.
+ */
+export async function testDriver(): Promise<TestDriver> {
+  const parent = `telejobtest-${Deno.pid}-${
+    Date.now().toString(36)
+  }-${counter++}`;
+  const driver = await detectDriver({ parent });
+  const parentDirs = (driver as unknown as { parentDirs: string[] }).parentDirs;
+  return {
+    driver,
+    parentDirs,
+    async [Symbol.asyncDispose]() {
+      for (const name of await driver.list()) {
+        const cgroup = driver.open(name);
+        await cgroup.kill();
+        await cgroup.remove();
+      }
+      for (const dir of parentDirs) await removeDir(dir);
+    },
+  };
+}
+
+/** A job started through the shim. */
+export interface TestJob extends AsyncDisposable {
+  /** The spawned shim (then the command). */
+  child: Deno.ChildProcess;
+  /** The job's output file. */
+  outputPath: string;
+  /** Reads the output file as text. */
+  output(): Promise<string>;
+}
+
+/**
+ * Runs `command` with `args` in `cgroup` the way the engine does: through the
+ * shim, detached, stdio to /dev/null, output appended to a temporary file.
+ * Disposing kills the cgroup's processes, reaps the child and deletes the
+ * output file.
+ */
+export async function runJob(
+  cgroup: JobCgroup,
+  command: string,
+  args: readonly string[],
+  options: { env?: Record<string, string> } = {},
+): Promise<TestJob> {
+  const outputPath = await Deno.makeTempFile({
+    prefix: "telejob-cgroup-test-",
+  });
+  const shim = shimCommand(command, args, {
+    procsFiles: cgroup.procsFiles,
+    outputPath,
+  });
+  const child = new Deno.Command(shim.program, {
+    args: shim.args,
+    detached: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    clearEnv: true,
+    env: { PATH: "/usr/bin:/bin", ...options.env },
+    cwd: "/",
+  }).spawn();
+  return {
+    child,
+    outputPath,
+    output: () => Deno.readTextFile(outputPath),
+    async [Symbol.asyncDispose]() {
+      await cgroup.kill();
+      await child.status;
+      await Deno.remove(outputPath);
+    },
+  };
+}
+
+/** Waits until `predicate` holds, polling; throws after `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 20000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Whether a process is alive (exists and is not a zombie). */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const state = stat.slice(
+      stat.lastIndexOf(")") + 2,
+      stat.lastIndexOf(")") + 3,
+    );
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
