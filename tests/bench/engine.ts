@@ -1,10 +1,592 @@
 /**
- * Placeholder.
+ * The engine section: the in-process `JobEngine` with a temporary data dir
+ * and the host's real cgroup driver, measured against the floor section's
+ * plain spawns and file reads.
  * @module
  */
+import {
+  type CgroupDriver,
+  detectDriver,
+  type JobCgroup,
+} from "../../cgroup/mod.ts";
+import { JobEngine } from "../../server/jobs/mod.ts";
+import type { Limits } from "../../cgroup/types.ts";
 import type { SectionContext } from "./context.ts";
+import {
+  readFileBytes,
+  spawnLatencies,
+  spawnRate,
+  writeZeros,
+} from "./floor.ts";
+import {
+  delay,
+  freeDiskBytes,
+  MemorySampler,
+  readMemory,
+  resetPeakRss,
+} from "./proc.ts";
+import { cpuTimeOf, formatHotspots, profilePhase } from "./profile.ts";
+import { fdHardLimit, perChild, ramp } from "./ramp.ts";
+import { formatBytes, mbPerSecond, runConcurrent, summarize } from "./stats.ts";
+
+const USER = "bench";
+const GiB = 2 ** 30;
+
+/** Time spent in each cgroup driver call, for the breakdown of a start. */
+export class DriverTimings {
+  readonly calls = new Map<string, { count: number; ms: number }>();
+
+  /** Adds one call of `name` that took `ms`. */
+  record(name: string, ms: number): void {
+    const entry = this.calls.get(name) ?? { count: 0, ms: 0 };
+    entry.count++;
+    entry.ms += ms;
+    this.calls.set(name, entry);
+  }
+
+  /** Forgets every call so far. */
+  reset(): void {
+    this.calls.clear();
+  }
+
+  /** `name: n calls, mean x ms` lines. */
+  describe(): string {
+    return [...this.calls.entries()].map(([name, { count, ms }]) =>
+      `${name}: ${count} calls, mean ${(ms / count).toFixed(3)} ms`
+    ).join("; ");
+  }
+}
+
+async function timed<T>(
+  timings: DriverTimings,
+  name: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await fn();
+  } finally {
+    timings.record(name, performance.now() - t0);
+  }
+}
+
+function timedCgroup(cgroup: JobCgroup, timings: DriverTimings): JobCgroup {
+  return {
+    get name() {
+      return cgroup.name;
+    },
+    get procsFiles() {
+      return cgroup.procsFiles;
+    },
+    pids: () => timed(timings, "cgroup.pids", () => cgroup.pids()),
+    signal: (s) => timed(timings, "cgroup.signal", () => cgroup.signal(s)),
+    kill: () => timed(timings, "cgroup.kill", () => cgroup.kill()),
+    oomKills: () => timed(timings, "cgroup.oomKills", () => cgroup.oomKills()),
+    usage: () => timed(timings, "cgroup.usage", () => cgroup.usage()),
+    remove: () => timed(timings, "cgroup.remove", () => cgroup.remove()),
+  };
+}
+
+/**
+ * Wraps a driver so that every call is timed. The engine takes any
+ * {@linkcode CgroupDriver}, so this needs no change to the engine.
+ */
+export function timedDriver(
+  driver: CgroupDriver,
+  timings: DriverTimings,
+): CgroupDriver {
+  return {
+    get version() {
+      return driver.version;
+    },
+    get parent() {
+      return driver.parent;
+    },
+    create: async (name, limits) =>
+      timedCgroup(
+        await timed(
+          timings,
+          "driver.create",
+          () => driver.create(name, limits),
+        ),
+        timings,
+      ),
+    open: (name) => timedCgroup(driver.open(name), timings),
+    list: () => timed(timings, "driver.list", () => driver.list()),
+  };
+}
+
+/** Waits until every job in `ids` has finished (polling status: harness only). */
+async function waitFinished(
+  engine: JobEngine,
+  ids: Iterable<string>,
+): Promise<void> {
+  let pending = [...ids];
+  while (pending.length > 0) {
+    const still: string[] = [];
+    for (const id of pending) {
+      const info = await engine.status(USER, id);
+      if (info.state === "running") still.push(id);
+    }
+    pending = still;
+    if (pending.length > 0) await delay(20);
+  }
+}
+
+/** Reads a job's output to the end, counting bytes; resolves with the count. */
+async function follow(
+  engine: JobEngine,
+  id: string,
+  options: { follow: boolean },
+): Promise<number> {
+  let bytes = 0;
+  for await (const chunk of engine.logs(USER, id, options)) {
+    bytes += chunk.byteLength;
+  }
+  return bytes;
+}
 
 /** Runs the engine section. */
-export function runEngine(_ctx: SectionContext): Promise<void> {
-  return Promise.reject(new Error("not written yet"));
+export async function runEngine(ctx: SectionContext): Promise<void> {
+  const { plan, rec, floors } = ctx;
+
+  // The engine section may run without the floor section: measure the
+  // spawn floor here then, with fewer samples.
+  if (floors["floor.spawn.p50"] === undefined) {
+    console.error(
+      "engine: no floor section in this run; measuring spawn floor",
+    );
+    const t = await spawnLatencies("/bin/true", [], plan.latencyCount / 2);
+    floors["floor.spawn.p50"] = summarize(t.spawn).p50;
+    floors["floor.spawn.p99"] = summarize(t.spawn).p99;
+    floors["floor.rate"] = await spawnRate(plan.rateCount / 2, plan.inFlight);
+    const file = `${ctx.workDir}/floor.out`;
+    let t0 = performance.now();
+    await writeZeros(file, plan.manyFollowerBytes);
+    floors["floor.write"] = mbPerSecond(
+      plan.manyFollowerBytes,
+      performance.now() - t0,
+    );
+    t0 = performance.now();
+    floors["floor.read1"] = mbPerSecond(
+      await readFileBytes(file),
+      performance.now() - t0,
+    );
+    await Deno.remove(file);
+  }
+
+  const raw = await detectDriver({ parent: ctx.cgroupParent });
+  rec.note(`cgroup driver: ${raw.parent}`);
+  const timings = new DriverTimings();
+  const driver = timedDriver(raw, timings);
+
+  console.error("engine: cgroup driver alone");
+  const limits: Limits = { cpu: 0.5, memoryBytes: 512 * 2 ** 20, pids: 1000 };
+  for (
+    const [label, key, jobLimits] of [
+      ["no limits", "plain", {}],
+      ["cpu+memory+pids limits", "limits", limits],
+    ] as const
+  ) {
+    const create: number[] = [];
+    const remove: number[] = [];
+    for (let i = 0; i < plan.latencyCount / 4; i++) {
+      const t0 = performance.now();
+      const cg = await raw.create(`bench-${key}-${i}`, jobLimits);
+      const t1 = performance.now();
+      await cg.remove();
+      remove.push(performance.now() - t1);
+      create.push(t1 - t0);
+    }
+    rec.add({
+      key: `engine.cgroup_create_${key}.p50`,
+      label: `cgroup create, ${label}, p50`,
+      value: summarize(create).p50,
+      unit: "ms",
+      detail:
+        `${create.length} serial driver.create calls (cgroup v${raw.version})`,
+    });
+    rec.add({
+      key: `engine.cgroup_remove_${key}.p50`,
+      label: `cgroup remove (empty), ${label}, p50`,
+      value: summarize(remove).p50,
+      unit: "ms",
+      detail: `${remove.length} serial remove calls`,
+    });
+  }
+
+  const dataDir = `${ctx.workDir}/data`;
+  await Deno.mkdir(dataDir, { recursive: true });
+  const outputLimitBytes = Math.max(plan.bigJobBytes, plan.oneFollowerBytes) +
+    GiB;
+  const engine = await JobEngine.open({
+    dataDir,
+    cgroups: driver,
+    outputLimitBytes,
+  });
+  let shutDown = false;
+  ctx.cleanup.defer("shut the engine down", async () => {
+    if (!shutDown) await engine.shutdown({ graceMs: 0 });
+  });
+
+  console.error("engine: start latency");
+  const ids: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    ids.push((await engine.start(USER, { command: "true" })).id);
+  }
+  await waitFinished(engine, ids.splice(0));
+  timings.reset();
+  const latencies: number[] = [];
+  for (let i = 0; i < plan.latencyCount; i++) {
+    const t0 = performance.now();
+    const info = await engine.start(USER, { command: "true" });
+    latencies.push(performance.now() - t0);
+    ids.push(info.id);
+  }
+  const startDetail = `${plan.latencyCount} serial engine.start of "true" ` +
+    `(resolved on PATH), no limits; driver: ${timings.describe()}`;
+  const lat = summarize(latencies);
+  rec.add({
+    key: "engine.start.p50",
+    label: "start p50",
+    value: lat.p50,
+    unit: "ms",
+    floor: floors["floor.spawn.p50"],
+    target: { op: "<=", value: 2 },
+    detail: startDetail,
+  });
+  rec.add({
+    key: "engine.start.p99",
+    label: "start p99",
+    value: lat.p99,
+    unit: "ms",
+    floor: floors["floor.spawn.p99"],
+    detail: startDetail,
+  });
+  await waitFinished(engine, ids.splice(0));
+
+  const limited: number[] = [];
+  for (let i = 0; i < plan.latencyCount / 4; i++) {
+    const t0 = performance.now();
+    const info = await engine.start(USER, { command: "true", limits });
+    limited.push(performance.now() - t0);
+    ids.push(info.id);
+  }
+  rec.add({
+    key: "engine.start_limits.p50",
+    label: "start with cpu+memory+pids limits p50",
+    value: summarize(limited).p50,
+    unit: "ms",
+    floor: floors["floor.spawn.p50"],
+    target: { op: "<=", value: 2 },
+    detail: `${limited.length} serial starts with per-job limits`,
+  });
+  await waitFinished(engine, ids.splice(0));
+
+  console.error(`engine: starts per second, ${plan.inFlight} in flight`);
+  timings.reset();
+  let startsMs = 0;
+  const { cpuMs, wallMs } = await cpuTimeOf(async () => {
+    const t0 = performance.now();
+    const run = await runConcurrent(plan.rateCount, plan.inFlight, async () => {
+      const info = await engine.start(USER, { command: "true" });
+      ids.push(info.id);
+    });
+    if (run.errors.length > 0) throw run.errors[0];
+    startsMs = performance.now() - t0;
+    await waitFinished(engine, ids.splice(0));
+  });
+  rec.add({
+    key: "engine.rate",
+    label: `starts/s, ${plan.inFlight} in flight`,
+    value: plan.rateCount / (startsMs / 1000),
+    unit: "/s",
+    floor: floors["floor.rate"],
+    target: { op: ">=", value: 1000 },
+    detail: `${plan.rateCount} starts of "true"; floor: plain spawn+exit`,
+  });
+  rec.add({
+    key: "engine.rate_done",
+    label: `jobs started and finished /s, ${plan.inFlight} in flight`,
+    value: plan.rateCount / (wallMs / 1000),
+    unit: "/s",
+    floor: floors["floor.rate"],
+    detail: "until every job's end was recorded",
+  });
+  rec.add({
+    key: "engine.cpu_per_job",
+    label: "server CPU per job (start to end)",
+    value: cpuMs / plan.rateCount,
+    unit: "ms",
+    detail:
+      `process CPU time (all threads) over the run; driver: ${timings.describe()}`,
+  });
+
+  console.error("engine: CPU profile of starts");
+  const profiled = await profilePhase(async () => {
+    const run = await runConcurrent(
+      plan.rateCount / 2,
+      plan.inFlight,
+      async () => {
+        const info = await engine.start(USER, { command: "true" });
+        ids.push(info.id);
+      },
+    );
+    if (run.errors.length > 0) throw run.errors[0];
+    await waitFinished(engine, ids.splice(0));
+  }, ctx.repoRoot);
+  rec.note(
+    `CPU profile of ${
+      plan.rateCount / 2
+    } starts at ${plan.inFlight} in flight ` +
+      `(${(profiled.cpuMs / profiled.wallMs * 100).toFixed(0)}% of a core, ` +
+      `main thread idle ${profiled.summary.idlePercent.toFixed(0)}%), ` +
+      `self time by file:\n${formatHotspots(profiled.summary.files)}\n` +
+      `by function:\n${formatHotspots(profiled.summary.functions)}`,
+  );
+
+  await measureOutput(ctx, engine);
+  await measureBigJob(ctx, engine, dataDir);
+  await measureRamp(ctx, engine);
+
+  console.error("engine: shutdown");
+  const t0 = performance.now();
+  shutDown = true;
+  await engine.shutdown({ graceMs: 0 });
+  rec.add({
+    key: "engine.shutdown",
+    label: "shutdown with the ramp's jobs running (grace 0)",
+    value: (performance.now() - t0) / 1000,
+    unit: "s",
+  });
+}
+
+async function measureOutput(
+  ctx: SectionContext,
+  engine: JobEngine,
+): Promise<void> {
+  const { plan, rec, floors } = ctx;
+  console.error("engine: output throughput to one follower");
+  const one = plan.oneFollowerBytes;
+  let t0 = performance.now();
+  const job = await engine.start(USER, {
+    command: "head",
+    args: ["-c", String(one), "/dev/zero"],
+  });
+  let bytes = await follow(engine, job.id, { follow: true });
+  rec.add({
+    key: "engine.follow1",
+    label: "1 follower of a job writing, live",
+    value: mbPerSecond(bytes, performance.now() - t0),
+    unit: "MB/s",
+    floor: floors["floor.write"],
+    target: { op: ">=", value: 1000 },
+    detail: `head -c ${formatBytes(one)} /dev/zero, follow from start to ` +
+      `end; floor: the same head writing a file alone`,
+  });
+  if (bytes !== one) rec.note(`follower got ${bytes} of ${one} bytes`);
+  t0 = performance.now();
+  bytes = await follow(engine, job.id, { follow: true });
+  rec.add({
+    key: "engine.replay1",
+    label: "1 follower of finished output",
+    value: mbPerSecond(bytes, performance.now() - t0),
+    unit: "MB/s",
+    floor: floors["floor.read1"],
+    target: { op: ">=", value: 1000 },
+    detail: `${formatBytes(one)} from the page cache; floor: 64 KiB file reads`,
+  });
+
+  console.error(`engine: output throughput to ${plan.manyFollowers} followers`);
+  const many = plan.manyFollowerBytes;
+  t0 = performance.now();
+  const fan = await engine.start(USER, {
+    command: "head",
+    args: ["-c", String(many), "/dev/zero"],
+  });
+  const followers = Array.from({ length: plan.manyFollowers }, async () => {
+    const n = await follow(engine, fan.id, { follow: true });
+    return { n, ms: performance.now() - t0 };
+  });
+  const done = await Promise.all(followers);
+  const total = done.reduce((a, b) => a + b.n, 0);
+  const slowest = Math.max(...done.map((d) => d.ms));
+  rec.add({
+    key: "engine.follow_many",
+    label: `${plan.manyFollowers} followers, live, aggregate`,
+    value: mbPerSecond(total, slowest),
+    unit: "MB/s",
+    detail:
+      `head -c ${formatBytes(many)} /dev/zero with ${plan.manyFollowers} ` +
+      `followers from the start; slowest follower ${
+        mbPerSecond(many, slowest).toFixed(0)
+      } MB/s`,
+  });
+  if (done.some((d) => d.n !== many)) {
+    rec.note(`some of the ${plan.manyFollowers} followers missed bytes`);
+  }
+  t0 = performance.now();
+  const replays = await Promise.all(
+    Array.from(
+      { length: plan.manyFollowers },
+      () => follow(engine, fan.id, { follow: true }),
+    ),
+  );
+  rec.add({
+    key: "engine.replay_many",
+    label: `${plan.manyFollowers} followers of finished output, aggregate`,
+    value: mbPerSecond(
+      replays.reduce((a, b) => a + b, 0),
+      performance.now() - t0,
+    ),
+    unit: "MB/s",
+    floor: floors["floor.read_many"],
+    detail: `${plan.manyFollowers} x ${formatBytes(many)}`,
+  });
+}
+
+async function measureBigJob(
+  ctx: SectionContext,
+  engine: JobEngine,
+  dataDir: string,
+): Promise<void> {
+  const { plan, rec } = ctx;
+  let size = plan.bigJobBytes;
+  const free = await freeDiskBytes(dataDir);
+  // Leave room for everything else on the disk: 2 GiB and a tenth.
+  const room = Math.floor((free - 2 * GiB) * 0.9);
+  if (room < size) {
+    const scaled = Math.max(0, Math.floor(room / GiB) * GiB);
+    rec.note(
+      `only ${formatBytes(free)} free on the data dir's file system: the ` +
+        `big job writes ${formatBytes(scaled)} instead of ${formatBytes(size)}`,
+    );
+    size = scaled;
+  }
+  if (size === 0) return;
+  console.error(
+    `engine: server memory while a job writes ${formatBytes(size)}`,
+  );
+  const before = await readMemory();
+  await resetPeakRss();
+  const sampler = new MemorySampler(50);
+  const t0 = performance.now();
+  const job = await engine.start(USER, {
+    command: "head",
+    args: ["-c", String(size), "/dev/zero"],
+  });
+  const bytes = await follow(engine, job.id, { follow: true });
+  const ms = performance.now() - t0;
+  const peaks = sampler.stop();
+  const after = await readMemory();
+  const peak = Math.max(after.peakRss, peaks.rss);
+  rec.add({
+    key: "engine.big_job.peak_rss",
+    label: `peak server RSS while a job writes ${formatBytes(size)}`,
+    value: peak / 1e6,
+    unit: "MB",
+    target: { op: "<=", value: 200 },
+    detail:
+      `one follower reading along; RSS before ${
+        (before.rss / 1e6).toFixed(0)
+      } MB, peak V8 heap ${(peaks.heapUsed / 1e6).toFixed(0)} MB ` +
+      `(${peaks.samples} samples, VmHWM reset at the start)`,
+  });
+  rec.add({
+    key: "engine.big_job.rss_growth",
+    label: "server RSS growth during the big job",
+    value: (peak - before.rss) / 1e6,
+    unit: "MB",
+  });
+  rec.add({
+    key: "engine.big_job.follow",
+    label: "its follower, live",
+    value: mbPerSecond(bytes, ms),
+    unit: "MB/s",
+    detail: `${formatBytes(bytes)} received`,
+  });
+  const info = await engine.status(USER, job.id);
+  if (info.outputLimitReached) {
+    rec.note("the big job hit the output cap; raise outputLimitBytes");
+  }
+  // Free the disk at once rather than at the end of the run.
+  await Deno.remove(`${dataDir}/output/${job.id}.out`).catch(() => {});
+}
+
+async function measureRamp(
+  ctx: SectionContext,
+  engine: JobEngine,
+): Promise<void> {
+  const { plan, rec, floors } = ctx;
+  console.error(`engine: ramp of sleep jobs to ${plan.concurrentTarget}`);
+  const starts: number[] = [];
+  const result = await ramp(async () => {
+    const t0 = performance.now();
+    await engine.start(USER, { command: "sleep", args: ["3600"] });
+    starts.push(performance.now() - t0);
+  }, {
+    target: plan.concurrentTarget,
+    step: plan.rampStep,
+    inFlight: plan.inFlight,
+    budgetMs: plan.rampBudgetMs,
+    fdLimit: await fdHardLimit(),
+    fdReserve: 300,
+  });
+  const each = perChild(result);
+  const detail = `${result.reached} sleep jobs, ${plan.inFlight} starts in ` +
+    `flight, sampled after a full GC every ${plan.rampStep}`;
+  rec.add({
+    key: "engine.concurrent",
+    label: "concurrent sleep jobs",
+    value: result.reached,
+    unit: "",
+    floor: floors["floor.sleep.reached"],
+    // A quick run ramps to a few hundred only: no verdict on the count.
+    target: ctx.quick ? undefined : { op: ">=", value: 15_000 },
+    detail,
+  });
+  rec.add({
+    key: "engine.rss_per_job",
+    label: "server RSS per running job",
+    value: each.rss / 1024,
+    unit: "KiB",
+    floor: floors["floor.sleep.rss_per_child"],
+    target: { op: "<=", value: 16 },
+    detail,
+  });
+  rec.add({
+    key: "engine.heap_per_job",
+    label: "V8 heap per running job",
+    value: each.heapUsed / 1024,
+    unit: "KiB",
+    floor: floors["floor.sleep.heap_per_child"],
+    detail,
+  });
+  rec.add({
+    key: "engine.fds_per_job",
+    label: "fds per running job",
+    value: each.fds,
+    unit: "",
+    floor: floors["floor.sleep.fds_per_child"],
+    detail,
+  });
+  if (starts.length > 0) {
+    rec.add({
+      key: "engine.ramp_start.p50",
+      label: `start latency p50 during the ramp (${plan.inFlight} in flight)`,
+      value: summarize(starts).p50,
+      unit: "ms",
+      floor: floors["floor.sleep.spawn.p50"],
+      detail,
+    });
+  }
+  const last = result.samples.at(-1);
+  rec.note(
+    `sleep-job ramp: ${result.reason} (${
+      (result.elapsedMs / 1000).toFixed(0)
+    } s; at the end RSS ${((last?.rss ?? 0) / 2 ** 20).toFixed(0)} MiB, ` +
+      `heap ${((last?.heapUsed ?? 0) / 2 ** 20).toFixed(0)} MiB, ${
+        last?.fds ?? 0
+      } fds)`,
+  );
 }
