@@ -1,0 +1,167 @@
+/**
+ * Assembles the gRPC server: mutual TLS 1.3 with our client-certificate
+ * policy on every connection, the GOAWAY crash protection on every HTTP/2
+ * session, the Telejob service, the standard health service and server
+ * reflection (so `grpcurl` works with a client certificate).
+ * @module
+ */
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import { fileURLToPath } from "node:url";
+import type { TLSSocket } from "node:tls";
+import type { ListenAddress } from "./config.ts";
+import { goawayProtectionEnabled, protectSession } from "./goaway.ts";
+import type { Logger } from "./log.ts";
+import {
+  createTelejobService,
+  type Engine,
+  MAX_REQUEST_BYTES,
+  telejobServiceDefinition,
+} from "./service.ts";
+import {
+  ClientVerifier,
+  createServerCredentials,
+  hookHttp2Servers,
+  type TlsMaterial,
+} from "./tls.ts";
+
+/** Fully qualified name of our service, as health and reflection know it. */
+export const SERVICE_NAME = "telejob.v1.Telejob";
+
+const PROTO_ROOT = fileURLToPath(new URL("../proto", import.meta.url));
+const PROTO_FILE = "telejob/v1/telejob.proto";
+
+/** Options of {@linkcode startTelejobServer}. */
+export interface AppOptions {
+  /** Where to listen. */
+  address: ListenAddress;
+  /** The server's certificate, key and client CA. */
+  tls: TlsMaterial;
+  /** Receives RPC lines and events. */
+  logger: Logger;
+}
+
+/** A listening server. */
+export interface RunningServer {
+  /** The bound TCP port (useful with port 0). */
+  readonly port: number;
+  /**
+   * Graceful shutdown: marks health NOT_SERVING, stops accepting, ends open
+   * log streams with UNAVAILABLE and waits for calls in flight, at most
+   * `timeoutMs` (default 5 s) before closing what is left.
+   */
+  shutdown(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+function formatAddress({ host, port }: ListenAddress): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Starts the gRPC server for `engine` and resolves once it listens. */
+export async function startTelejobServer(
+  engine: Engine,
+  options: AppOptions,
+): Promise<RunningServer> {
+  const { logger } = options;
+  const verifier = new ClientVerifier(options.tls.clientCaCerts);
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
+    // A stuck client must not pin a session (and its memory) forever.
+    "grpc.keepalive_time_ms": 60_000,
+    "grpc.keepalive_timeout_ms": 20_000,
+  });
+
+  const protectGoaway = goawayProtectionEnabled();
+  if (!protectGoaway) {
+    logger.event("goaway_protection_disabled", {
+      warning: "a client sending GOAWAY can crash this server",
+    });
+  }
+  hookHttp2Servers(server, {
+    secureConnection(socket: TLSSocket): void {
+      const peer = socket.getPeerCertificate();
+      const verdict = socket.authorized && peer?.raw
+        ? verifier.verify(peer.raw)
+        : { ok: false as const, reason: "no verified client certificate" };
+      if (!verdict.ok) {
+        logger.event("connection_refused", {
+          remote: `${socket.remoteAddress}:${socket.remotePort}`,
+          reason: verdict.reason,
+        });
+        socket.destroy();
+      }
+    },
+    session(session): void {
+      if (protectGoaway) protectSession(session);
+    },
+    tlsClientError(error, socket): void {
+      // Deno's TLS socket has no address once the handshake failed.
+      const remote = socket?.remoteAddress
+        ? { remote: `${socket.remoteAddress}:${socket.remotePort}` }
+        : {};
+      logger.event("tls_handshake_failed", {
+        ...remote,
+        reason: error.message,
+      });
+    },
+  });
+
+  const service = createTelejobService(engine, { verifier, logger });
+  server.addService(telejobServiceDefinition, service.implementation);
+
+  const health = new HealthImplementation({
+    "": "SERVING",
+    [SERVICE_NAME]: "SERVING",
+  });
+  health.addToServer(server);
+
+  const definition = protoLoader.loadSync(PROTO_FILE, {
+    includeDirs: [PROTO_ROOT],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  new ReflectionService(definition).addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(
+      formatAddress(options.address),
+      createServerCredentials(options.tls),
+      (error, port) => error ? reject(error) : resolve(port),
+    );
+  });
+
+  let shuttingDown: Promise<void> | undefined;
+  return {
+    port,
+    shutdown(shutdownOptions = {}): Promise<void> {
+      shuttingDown ??= (async () => {
+        health.setStatus("", "NOT_SERVING");
+        health.setStatus(SERVICE_NAME, "NOT_SERVING");
+        const timeoutMs = shutdownOptions.timeoutMs ?? 5_000;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            logger.event("shutdown_forced", {
+              reason: `calls still open after ${timeoutMs} ms`,
+            });
+            server.forceShutdown();
+            resolve();
+          }, timeoutMs);
+          server.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+          // After tryShutdown, so no new stream can start in between.
+          service.cancelStreams(
+            "Server shutting down; retry when it is back",
+          );
+        });
+      })();
+      return shuttingDown;
+    },
+  };
+}

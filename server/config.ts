@@ -1,0 +1,317 @@
+/**
+ * telejob-server's command line: the seed's flags and environment variables
+ * plus ours, parsed with the project's one `parseArgs` wrapper
+ * (`client/args.ts`). Every mistake is a {@linkcode UsageError} whose
+ * message names the flag and what is allowed.
+ * @module
+ */
+import {
+  type CommandSpec,
+  helpText,
+  parseCommand,
+  UsageError,
+} from "../client/args.ts";
+import { parseLimitFlags } from "../cgroup/limits.ts";
+import type { Limits } from "../cgroup/types.ts";
+
+export { UsageError };
+
+/** Default listen address, as in the seed. */
+export const DEFAULT_ADDRESS = "localhost:8443";
+/** Default data directory. */
+export const DEFAULT_DATA_DIR = "/var/lib/telejob";
+
+/** The flags of telejob-server. */
+export const SERVER_SPEC: CommandSpec = {
+  name: "telejob-server",
+  usage: "--server-cert FILE --server-key FILE --client-ca-cert FILE [flags]",
+  summary:
+    "Serve the Telejob gRPC API over mutual TLS 1.3: run commands as jobs under cgroup limits for clients whose certificate the client CA issued (the certificate's common name is the user).",
+  flags: [
+    {
+      name: "address",
+      type: "string",
+      value: "HOST:PORT",
+      env: "TELEJOB_ADDRESS",
+      default: DEFAULT_ADDRESS,
+      description: "Address to listen on (port 0 picks a free port)",
+      group: "Server",
+    },
+    {
+      name: "server-cert",
+      type: "string",
+      value: "FILE",
+      description: "Server certificate chain, PEM (required)",
+      group: "TLS",
+    },
+    {
+      name: "server-key",
+      type: "string",
+      value: "FILE",
+      description: "Server private key, PEM, ECDSA P-256 (required)",
+      group: "TLS",
+    },
+    {
+      name: "client-ca-cert",
+      type: "string",
+      value: "FILE",
+      description:
+        "CA certificate that client certificates must chain to (required)",
+      group: "TLS",
+    },
+    {
+      name: "cpu-limit",
+      type: "string",
+      value: "CPUS",
+      description: "CPU limit per job in cores, e.g. 0.2",
+      group:
+        "Job limits (defaults and ceilings; a job may ask for tighter ones)",
+    },
+    {
+      name: "memory-limit",
+      type: "string",
+      value: "SIZE",
+      description: "Memory limit per job in KiB, or with a unit: 512M, 2G",
+      group:
+        "Job limits (defaults and ceilings; a job may ask for tighter ones)",
+    },
+    {
+      name: "io-limit",
+      type: "string",
+      multiple: true,
+      value: '"MAJ:MIN rbps=N wbps=N riops=N wiops=N"',
+      description: "Disk throttle per job; a device path may stand for MAJ:MIN",
+      group:
+        "Job limits (defaults and ceilings; a job may ask for tighter ones)",
+    },
+    {
+      name: "pids-limit",
+      type: "string",
+      value: "N",
+      description: "Most processes and threads per job",
+      group:
+        "Job limits (defaults and ceilings; a job may ask for tighter ones)",
+    },
+    {
+      name: "output-limit",
+      type: "string",
+      value: "SIZE",
+      default: "1G",
+      description: "Output kept per job, bytes or with a unit: 512M, 2G",
+      group: "Jobs",
+    },
+    {
+      name: "data-dir",
+      type: "string",
+      value: "DIR",
+      default: DEFAULT_DATA_DIR,
+      description: "Where job records and output are kept",
+      group: "Jobs",
+    },
+    {
+      name: "admin",
+      type: "string",
+      multiple: true,
+      value: "CN",
+      description:
+        "User (certificate common name) who may see and stop every job",
+      group: "Jobs",
+    },
+    {
+      name: "max-jobs-per-user",
+      type: "string",
+      value: "N",
+      description: "Most running jobs per user (default unlimited)",
+      group: "Jobs",
+    },
+    {
+      name: "cgroup-parent",
+      type: "string",
+      value: "PATH",
+      description:
+        "Cgroup for job cgroups: absolute from the hierarchy root, or relative to the server's own (default: the server's own)",
+      group: "Jobs",
+    },
+  ],
+  positionals: { max: 0 },
+  details:
+    `Logs: one JSON line per RPC (time, user, method, jobId, outcome, durationMs) on stderr.
+SIGINT or SIGTERM shut the server down gracefully: it stops accepting calls,
+ends log streams, stops running jobs and exits 0.
+
+Example:
+  sudo telejob-server --server-cert server.crt --server-key server.key \\
+      --client-ca-cert client-ca.crt --cpu-limit 0.2 --memory-limit 512M`,
+};
+
+/** Where to listen. */
+export interface ListenAddress {
+  /** Host name or IP (IPv6 without brackets). */
+  host: string;
+  /** TCP port; 0 picks a free one. */
+  port: number;
+}
+
+/** telejob-server's parsed configuration. */
+export interface ServerConfig {
+  /** `--address`. */
+  address: ListenAddress;
+  /** `--server-cert`. */
+  serverCert: string;
+  /** `--server-key`. */
+  serverKey: string;
+  /** `--client-ca-cert`. */
+  clientCaCert: string;
+  /** Job limits from the limit flags. */
+  limits: Limits;
+  /** `--output-limit` in bytes. */
+  outputLimitBytes: number;
+  /** `--data-dir`. */
+  dataDir: string;
+  /** `--admin`, every value. */
+  admins: string[];
+  /** `--max-jobs-per-user`; undefined means unlimited. */
+  maxJobsPerUser?: number;
+  /** `--cgroup-parent`. */
+  cgroupParent?: string;
+}
+
+/** The result of {@linkcode parseServerArgs}: a config, or help to print. */
+export type ParsedServerArgs =
+  | { help: string }
+  | { config: ServerConfig };
+
+/** Parses `HOST:PORT` (`[v6]:PORT` for IPv6); throws {@linkcode UsageError}. */
+export function parseAddress(value: string): ListenAddress {
+  const fail = (why: string): never => {
+    throw new UsageError(
+      `Invalid --address ${
+        JSON.stringify(value)
+      }: ${why}; use HOST:PORT like localhost:8443 or [::1]:8443`,
+    );
+  };
+  const match = /^(?:\[([^\]]+)\]|([^:\[\]]*)):(\d+)$/.exec(value.trim());
+  if (!match) return fail("expected HOST:PORT");
+  const host = match[1] ?? match[2];
+  if (host === "") return fail("the host is missing");
+  const port = Number(match[3]);
+  if (!Number.isInteger(port) || port > 65535) {
+    return fail("the port must be from 0 to 65535");
+  }
+  return { host, port };
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1024 ** 4,
+  tib: 1024 ** 4,
+};
+
+/** Parses `--output-limit`: bytes, or with a unit (K, M, G, T; powers of 1024). */
+export function parseOutputLimit(value: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+  const unit = match ? SIZE_UNITS[match[2].toLowerCase()] : undefined;
+  const bytes = match && unit ? Math.round(Number(match[1]) * unit) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new UsageError(
+      `Invalid --output-limit ${
+        JSON.stringify(value)
+      }: expected a positive size in bytes or with a unit (K, M, G, T), like 512M`,
+    );
+  }
+  return bytes;
+}
+
+function parsePositive(flag: string, value: string): number {
+  const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(
+      `Invalid --${flag} ${
+        JSON.stringify(value)
+      }: expected a whole number of at least 1`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Parses telejob-server's arguments (flags, then environment, then
+ * defaults). Throws {@linkcode UsageError} naming the flag at fault.
+ */
+export async function parseServerArgs(
+  args: string[],
+  options: { env?: (name: string) => string | undefined } = {},
+): Promise<ParsedServerArgs> {
+  const parsed = parseCommand(SERVER_SPEC, args, options);
+  if (parsed.help) return { help: helpText(SERVER_SPEC) };
+
+  const required = (name: string): string => {
+    const value = parsed.string(name);
+    if (value === undefined || value === "") {
+      throw new UsageError(
+        `Missing --${name}: telejob-server needs --server-cert, --server-key and --client-ca-cert; run "telejob-server --help"`,
+      );
+    }
+    return value;
+  };
+  const serverCert = required("server-cert");
+  const serverKey = required("server-key");
+  const clientCaCert = required("client-ca-cert");
+  const address = parseAddress(parsed.string("address") ?? DEFAULT_ADDRESS);
+
+  let limits: Limits;
+  try {
+    limits = await parseLimitFlags({
+      cpuLimit: parsed.string("cpu-limit"),
+      memoryLimit: parsed.string("memory-limit"),
+      ioLimit: parsed.strings("io-limit"),
+      pidsLimit: parsed.string("pids-limit"),
+    });
+  } catch (error) {
+    throw new UsageError(
+      error instanceof Error ? error.message : String(error),
+    );
+  }
+
+  const admins = parsed.strings("admin");
+  for (const admin of admins) {
+    if (admin.trim() === "") {
+      throw new UsageError(
+        'Invalid --admin "": give the common name of an administrator\'s client certificate',
+      );
+    }
+  }
+  const max = parsed.string("max-jobs-per-user");
+  const dataDir = parsed.string("data-dir") ?? DEFAULT_DATA_DIR;
+  if (dataDir === "") {
+    throw new UsageError('Invalid --data-dir "": give a directory');
+  }
+  const cgroupParent = parsed.string("cgroup-parent");
+  return {
+    config: {
+      address,
+      serverCert,
+      serverKey,
+      clientCaCert,
+      limits,
+      outputLimitBytes: parseOutputLimit(parsed.string("output-limit") ?? "1G"),
+      dataDir,
+      admins,
+      maxJobsPerUser: max === undefined
+        ? undefined
+        : parsePositive("max-jobs-per-user", max),
+      cgroupParent: cgroupParent === "" ? undefined : cgroupParent,
+    },
+  };
+}

@@ -1,0 +1,683 @@
+/**
+ * The `telejob.v1.Telejob` gRPC service: authenticates each call by its
+ * client certificate, checks the request's shape, calls the job engine and
+ * maps its answers and errors onto gRPC. One JSON log line per call.
+ * @module
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { Buffer } from "node:buffer";
+import {
+  type Job,
+  JobState,
+  type Limits as ProtoLimits,
+  ListRequest,
+  type ListResponse,
+  LogsRequest,
+  type LogsResponse,
+  StartRequest,
+  type StartResponse,
+  StatusRequest,
+  type StatusResponse,
+  StopRequest,
+  type StopResponse,
+  type TelejobServer,
+  TelejobService,
+} from "../proto/gen/telejob/v1/telejob.ts";
+import type { IoLimit, Limits } from "../cgroup/types.ts";
+import type { JobEngine, JobInfo } from "./jobs/mod.ts";
+import { JobError } from "./jobs/errors.ts";
+import type { Logger } from "./log.ts";
+import type { ClientVerifier } from "./tls.ts";
+import { userOfCall } from "./tls.ts";
+
+/** The engine methods the service calls. */
+export type Engine = Pick<
+  JobEngine,
+  "start" | "stop" | "status" | "list" | "logs"
+>;
+
+/** Largest request message the server accepts (grpc.max_receive_message_length). */
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/** Largest `data` of one Logs message; clients accept 4 MiB by default. */
+export const MAX_LOG_CHUNK_BYTES = 256 * 1024;
+/** Linux refuses longer single arguments or env entries (MAX_ARG_STRLEN). */
+export const MAX_ARG_BYTES = 128 * 1024;
+/** Most arguments a job may have. */
+export const MAX_ARGS = 10_000;
+/** Most environment entries a job may add. */
+export const MAX_ENV = 1_000;
+/** Most bytes of command, arguments and env together (ARG_MAX is 2 MiB here). */
+export const MAX_EXEC_BYTES = 1024 * 1024;
+/** Longest grace period `Stop` accepts. */
+export const MAX_GRACE_MS = 24 * 60 * 60 * 1000;
+
+/** A request the service refuses before it reaches the engine. */
+class RequestError extends Error {
+  constructor(readonly code: grpc.status, message: string) {
+    super(message);
+  }
+}
+
+function invalid(field: string, message: string): RequestError {
+  return new RequestError(grpc.status.INVALID_ARGUMENT, `${field}: ${message}`);
+}
+
+const DECODE_ERROR = Symbol("decodeError");
+type Decoded<T> = T | { [DECODE_ERROR]: string };
+
+/**
+ * Wraps a generated decoder so that a malformed request (or a 64-bit number
+ * too large for JavaScript) becomes INVALID_ARGUMENT with the reason,
+ * instead of grpc-js's generic INTERNAL.
+ */
+function tolerantDecoder<T>(
+  decode: (buffer: Buffer) => T,
+): (buffer: Buffer) => Decoded<T> {
+  return (buffer) => {
+    try {
+      return decode(buffer);
+    } catch (error) {
+      return {
+        [DECODE_ERROR]: error instanceof Error ? error.message : String(error),
+      };
+    }
+  };
+}
+
+function decoded<T>(request: Decoded<T>): T {
+  if (request && typeof request === "object" && DECODE_ERROR in request) {
+    throw new RequestError(
+      grpc.status.INVALID_ARGUMENT,
+      `Malformed request: ${request[DECODE_ERROR]}`,
+    );
+  }
+  return request as T;
+}
+
+/** The generated service definition with decoders that never throw. */
+export const telejobServiceDefinition = {
+  start: {
+    ...TelejobService.start,
+    requestDeserialize: tolerantDecoder(StartRequest.decode),
+  },
+  stop: {
+    ...TelejobService.stop,
+    requestDeserialize: tolerantDecoder(StopRequest.decode),
+  },
+  status: {
+    ...TelejobService.status,
+    requestDeserialize: tolerantDecoder(StatusRequest.decode),
+  },
+  list: {
+    ...TelejobService.list,
+    requestDeserialize: tolerantDecoder(ListRequest.decode),
+  },
+  logs: {
+    ...TelejobService.logs,
+    requestDeserialize: tolerantDecoder(LogsRequest.decode),
+  },
+} as unknown as typeof TelejobService;
+
+// ---------------------------------------------------------------------------
+// Request validation
+
+const ID_PATTERN = /^[0-9]{1,19}$/;
+
+function checkId(id: string): string {
+  if (id === "") {
+    throw invalid("id", "missing job id; pass the id that start printed");
+  }
+  if (!ID_PATTERN.test(id)) {
+    const shown = id.length > 40
+      ? `${JSON.stringify(id.slice(0, 40))}…`
+      : JSON.stringify(id);
+    throw invalid(
+      "id",
+      `${shown} is not a job id; job ids are decimal numbers such as 42`,
+    );
+  }
+  return id;
+}
+
+function checkString(field: string, value: string): void {
+  if (value.includes("\0")) {
+    throw invalid(
+      field,
+      "contains a NUL byte, which a command line cannot carry",
+    );
+  }
+  const bytes = utf8Length(value);
+  if (bytes > MAX_ARG_BYTES) {
+    throw invalid(
+      field,
+      `is ${bytes} bytes long; Linux allows at most ${MAX_ARG_BYTES} bytes per argument or env entry`,
+    );
+  }
+}
+
+function utf8Length(value: string): number {
+  // Exact for the limits above without allocating the encoding.
+  let bytes = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c < 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+function checkNumber(
+  field: string,
+  value: number,
+  range: { min: number; max: number; unit?: string },
+): void {
+  if (!Number.isFinite(value) || value < range.min || value > range.max) {
+    const unit = range.unit ? ` ${range.unit}` : "";
+    throw invalid(
+      field,
+      `${value} is out of range; use 0 for the server's default or a value from ${range.min} to ${range.max}${unit}`,
+    );
+  }
+}
+
+/**
+ * Converts the API's per-job limits (0 means "the server's default") to the
+ * engine's. Ranges and ceilings are the engine's business (it knows the
+ * server's limits and the host); here only what the wire format cannot
+ * express for it: a negative or non-finite CPU, and duplicate devices.
+ */
+function toEngineLimits(limits: ProtoLimits | undefined): Limits | undefined {
+  if (!limits) return undefined;
+  const out: Limits = {};
+  if (limits.cpu !== 0) {
+    if (!Number.isFinite(limits.cpu) || limits.cpu < 0) {
+      throw invalid(
+        "limits.cpu",
+        `${limits.cpu} is not a number of CPUs; use 0 for the server's default or a positive number like 0.5`,
+      );
+    }
+    out.cpu = limits.cpu;
+  }
+  if (limits.memoryBytes !== 0) out.memoryBytes = limits.memoryBytes;
+  if (limits.pids !== 0) out.pids = limits.pids;
+  if (limits.io.length > 0) {
+    const seen = new Set<string>();
+    out.io = limits.io.map((io, i): IoLimit => {
+      const field = `limits.io[${i}]`;
+      const device = `${io.major}:${io.minor}`;
+      if (seen.has(device)) {
+        throw invalid(
+          field,
+          `device ${device} appears twice; give one entry per device`,
+        );
+      }
+      seen.add(device);
+      const entry: IoLimit = { major: io.major, minor: io.minor };
+      for (const key of ["rbps", "wbps", "riops", "wiops"] as const) {
+        if (io[key] !== 0) entry[key] = io[key];
+      }
+      if (Object.keys(entry).length === 2) {
+        throw invalid(
+          field,
+          `device ${device} has no rate; set rbps, wbps, riops or wiops`,
+        );
+      }
+      return entry;
+    });
+  }
+  return out;
+}
+
+function checkStart(request: StartRequest): Parameters<Engine["start"]>[1] {
+  if (request.command === "") {
+    throw invalid(
+      "command",
+      "missing command; pass the program to run, e.g. sleep",
+    );
+  }
+  checkString("command", request.command);
+  if (request.args.length > MAX_ARGS) {
+    throw invalid(
+      "args",
+      `${request.args.length} arguments given; at most ${MAX_ARGS} are allowed`,
+    );
+  }
+  if (request.env.length > MAX_ENV) {
+    throw invalid(
+      "env",
+      `${request.env.length} entries given; at most ${MAX_ENV} are allowed`,
+    );
+  }
+  // Each string plus its NUL and its pointer in argv/envp, as exec counts it.
+  let total = utf8Length(request.command) + 9;
+  request.args.forEach((arg, i) => {
+    checkString(`args[${i}]`, arg);
+    total += utf8Length(arg) + 9;
+  });
+  request.env.forEach((entry, i) => {
+    checkString(`env[${i}]`, entry);
+    const eq = entry.indexOf("=");
+    if (eq <= 0) {
+      throw invalid(
+        `env[${i}]`,
+        `${
+          JSON.stringify(entry.slice(0, 40))
+        } is not KEY=VALUE with a non-empty KEY`,
+      );
+    }
+    total += utf8Length(entry) + 9;
+  });
+  if (total > MAX_EXEC_BYTES) {
+    throw invalid(
+      "args",
+      `command, arguments and env take ${total} bytes; at most ${MAX_EXEC_BYTES} are allowed`,
+    );
+  }
+  if (request.cwd !== "") {
+    checkString("cwd", request.cwd);
+    if (!request.cwd.startsWith("/")) {
+      throw invalid(
+        "cwd",
+        `${JSON.stringify(request.cwd)} is not an absolute path`,
+      );
+    }
+  }
+  return {
+    command: request.command,
+    args: request.args,
+    env: request.env,
+    cwd: request.cwd === "" ? undefined : request.cwd,
+    limits: toEngineLimits(request.limits),
+  };
+}
+
+function checkGrace(request: StopRequest): number | undefined {
+  const grace = request.grace;
+  if (!grace) return undefined;
+  const { seconds, nanos } = grace;
+  if (
+    !Number.isInteger(seconds) || !Number.isInteger(nanos) ||
+    nanos <= -1e9 || nanos >= 1e9 || (seconds > 0 && nanos < 0) ||
+    (seconds < 0 && nanos > 0)
+  ) {
+    throw invalid("grace", "is not a valid duration");
+  }
+  const ms = seconds * 1000 + nanos / 1e6;
+  if (ms < 0) {
+    throw invalid("grace", `${ms / 1000}s is negative; use 0 to kill at once`);
+  }
+  if (ms > MAX_GRACE_MS) {
+    throw invalid(
+      "grace",
+      `${seconds}s is longer than the maximum of ${MAX_GRACE_MS / 1000}s`,
+    );
+  }
+  return Math.ceil(ms);
+}
+
+function checkLogs(request: LogsRequest): {
+  follow: boolean;
+  offset?: number;
+  tail?: number;
+} {
+  checkNumber("offset", request.offset, {
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+  });
+  if (request.tail !== undefined) {
+    checkNumber("tail", request.tail, { min: 0, max: Number.MAX_SAFE_INTEGER });
+  }
+  return {
+    follow: request.follow,
+    offset: request.offset === 0 ? undefined : request.offset,
+    tail: request.tail,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Responses
+
+const STATE: Record<JobInfo["state"], JobState> = {
+  running: JobState.JOB_STATE_RUNNING,
+  finished: JobState.JOB_STATE_FINISHED,
+};
+
+function toProtoLimits(limits: Limits): ProtoLimits {
+  return {
+    cpu: limits.cpu ?? 0,
+    memoryBytes: limits.memoryBytes ?? 0,
+    pids: limits.pids ?? 0,
+    io: (limits.io ?? []).map((io) => ({
+      major: io.major,
+      minor: io.minor,
+      rbps: io.rbps ?? 0,
+      wbps: io.wbps ?? 0,
+      riops: io.riops ?? 0,
+      wiops: io.wiops ?? 0,
+    })),
+  };
+}
+
+/** Converts the engine's job record to the API's. */
+export function toProtoJob(job: JobInfo): Job {
+  return {
+    id: job.id,
+    owner: job.owner,
+    command: job.command,
+    args: job.args,
+    cwd: job.cwd,
+    state: STATE[job.state] ?? JobState.JOB_STATE_UNSPECIFIED,
+    startedAt: job.startedAt,
+    endedAt: job.endedAt,
+    exitCode: job.exitCode,
+    signal: job.signal ?? "",
+    oomKilled: job.oomKilled,
+    stopped: job.stopped,
+    stoppedBy: job.stoppedBy ?? "",
+    lostInRestart: job.lostInRestart,
+    outputLimitReached: job.outputLimitReached,
+    limits: toProtoLimits(job.limits),
+    usage: {
+      cpuUsec: job.usage.cpuUsec,
+      memoryPeakBytes: job.usage.memoryPeakBytes,
+      ioReadBytes: job.usage.ioReadBytes,
+      ioWriteBytes: job.usage.ioWriteBytes,
+    },
+    outputBytes: job.outputBytes,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+const JOB_ERROR_STATUS: Record<JobError["code"], grpc.status> = {
+  invalid_argument: grpc.status.INVALID_ARGUMENT,
+  not_found: grpc.status.NOT_FOUND,
+  resource_exhausted: grpc.status.RESOURCE_EXHAUSTED,
+  unavailable: grpc.status.UNAVAILABLE,
+};
+
+/** A gRPC status for the client plus, for internal errors, detail for the log. */
+export interface MappedError {
+  /** The status code sent. */
+  code: grpc.status;
+  /** The message sent to the client. */
+  details: string;
+  /** What the operator sees in the log (never sent). */
+  logDetail?: string;
+}
+
+/**
+ * Maps an error from validation or the engine to what the client gets.
+ * Anything unexpected becomes INTERNAL with a reference to the log line.
+ */
+export function mapError(error: unknown): MappedError {
+  if (error instanceof RequestError) {
+    return { code: error.code, details: error.message };
+  }
+  if (error instanceof JobError) {
+    const code = JOB_ERROR_STATUS[error.code];
+    if (code !== undefined) {
+      const details = error.code === "invalid_argument" && error.field &&
+          !error.message.startsWith(`${error.field}:`)
+        ? `${error.field}: ${error.message}`
+        : error.message;
+      return { code, details };
+    }
+  }
+  const reference = crypto.randomUUID().slice(0, 8);
+  const detail = error instanceof Error
+    ? (error.stack ?? `${error.name}: ${error.message}`)
+    : String(error);
+  return {
+    code: grpc.status.INTERNAL,
+    details:
+      `Internal server error (reference ${reference}); the server log has the details, retry or report it`,
+    logDetail: `[${reference}] ${detail}`,
+  };
+}
+
+function statusName(code: grpc.status): string {
+  return grpc.status[code] ?? String(code);
+}
+
+// ---------------------------------------------------------------------------
+// The service
+
+/** Options of {@linkcode createTelejobService}. */
+export interface ServiceOptions {
+  /** Verifies the client certificate of each call. */
+  verifier: ClientVerifier;
+  /** Receives one line per call. */
+  logger: Logger;
+}
+
+/** The service plus a way to end the log streams it is serving. */
+export interface TelejobServiceHandle {
+  /** The handlers to add with `server.addService(telejobServiceDefinition, …)`. */
+  implementation: TelejobServer;
+  /** Ends every open Logs stream with UNAVAILABLE (used at shutdown). */
+  cancelStreams(reason: string): void;
+  /** Number of Logs streams being served. */
+  readonly openStreams: number;
+}
+
+interface CallContext {
+  user: string;
+  jobId?: string;
+}
+
+type AnyCall =
+  | grpc.ServerUnaryCall<unknown, unknown>
+  | grpc.ServerWritableStream<unknown, unknown>;
+
+/**
+ * Creates the handlers of `telejob.v1.Telejob` over `engine`: the user is
+ * the verified common name of the client certificate.
+ */
+export function createTelejobService(
+  engine: Engine,
+  options: ServiceOptions,
+): TelejobServiceHandle {
+  const { verifier, logger } = options;
+  const streams = new Set<AbortController>();
+
+  function authenticate(call: AnyCall, context: CallContext): string {
+    const verdict = userOfCall(call, verifier);
+    if (!verdict.ok) {
+      throw new RequestError(
+        grpc.status.UNAUTHENTICATED,
+        `Client certificate refused: ${verdict.reason}; use a certificate issued by the server's client CA for client authentication`,
+      );
+    }
+    context.user = verdict.user;
+    return verdict.user;
+  }
+
+  function log(
+    method: string,
+    context: CallContext,
+    started: number,
+    error?: MappedError,
+  ): void {
+    logger.rpc({
+      user: context.user,
+      method,
+      jobId: context.jobId,
+      outcome: statusName(error?.code ?? grpc.status.OK),
+      durationMs: performance.now() - started,
+      detail: error?.logDetail ??
+        (error && error.code !== grpc.status.NOT_FOUND
+          ? error.details
+          : undefined),
+    });
+  }
+
+  function unary<Req, Res>(
+    method: string,
+    handle: (user: string, request: Req, context: CallContext) => Promise<Res>,
+  ): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      const started = performance.now();
+      const context: CallContext = { user: "" };
+      (async () => {
+        const user = authenticate(call as AnyCall, context);
+        return await handle(
+          user,
+          decoded(call.request as Decoded<Req>),
+          context,
+        );
+      })().then(
+        (response) => {
+          log(method, context, started);
+          callback(null, response);
+        },
+        (error) => {
+          const mapped = mapError(error);
+          log(method, context, started, mapped);
+          callback({ code: mapped.code, details: mapped.details });
+        },
+      );
+    };
+  }
+
+  const implementation: TelejobServer = {
+    start: unary<StartRequest, StartResponse>(
+      "Start",
+      async (user, request, context) => {
+        const job = await engine.start(user, checkStart(request));
+        context.jobId = job.id;
+        return { id: job.id };
+      },
+    ),
+    stop: unary<StopRequest, StopResponse>(
+      "Stop",
+      async (user, request, context) => {
+        context.jobId = checkId(request.id);
+        const graceMs = checkGrace(request);
+        const job = await engine.stop(
+          user,
+          request.id,
+          graceMs === undefined ? {} : { graceMs },
+        );
+        return { job: toProtoJob(job) };
+      },
+    ),
+    status: unary<StatusRequest, StatusResponse>(
+      "Status",
+      async (user, request, context) => {
+        context.jobId = checkId(request.id);
+        return { job: toProtoJob(await engine.status(user, request.id)) };
+      },
+    ),
+    list: unary<ListRequest, ListResponse>("List", async (user) => {
+      return { jobs: (await engine.list(user)).map(toProtoJob) };
+    }),
+    logs: (call: grpc.ServerWritableStream<LogsRequest, LogsResponse>) => {
+      const started = performance.now();
+      const context: CallContext = { user: "" };
+      const abort = new AbortController();
+      streams.add(abort);
+      const onCancel = (): void => abort.abort(new Error("client cancelled"));
+      call.on("cancelled", onCancel);
+      (async () => {
+        const user = authenticate(call as AnyCall, context);
+        const request = decoded(call.request as Decoded<LogsRequest>);
+        context.jobId = checkId(request.id);
+        const options = checkLogs(request);
+        const chunks = engine.logs(user, request.id, {
+          ...options,
+          signal: abort.signal,
+        });
+        await pump(call, chunks, abort.signal);
+      })().then(
+        () => {
+          if (call.cancelled) {
+            log("Logs", context, started, {
+              code: grpc.status.CANCELLED,
+              details: "client cancelled",
+            });
+          } else if (abort.signal.aborted) {
+            const details = String(
+              abort.signal.reason?.message ?? abort.signal.reason,
+            );
+            log("Logs", context, started, {
+              code: grpc.status.UNAVAILABLE,
+              details,
+            });
+            call.emit("error", { code: grpc.status.UNAVAILABLE, details });
+          } else {
+            log("Logs", context, started);
+            call.end();
+          }
+        },
+        (error) => {
+          const mapped = call.cancelled
+            ? { code: grpc.status.CANCELLED, details: "client cancelled" }
+            : mapError(error);
+          log("Logs", context, started, mapped);
+          if (!call.cancelled) {
+            call.emit("error", { code: mapped.code, details: mapped.details });
+          }
+        },
+      ).finally(() => {
+        streams.delete(abort);
+        call.off("cancelled", onCancel);
+      });
+    },
+  };
+
+  return {
+    implementation,
+    cancelStreams(reason: string): void {
+      for (const abort of streams) abort.abort(new Error(reason));
+    },
+    get openStreams(): number {
+      return streams.size;
+    },
+  };
+}
+
+/**
+ * Writes `chunks` to the call, at most {@linkcode MAX_LOG_CHUNK_BYTES} per
+ * message, waiting for 'drain' whenever grpc-js's buffer is full so that a
+ * slow client holds back reading instead of growing server memory. Stops when
+ * `signal` aborts; leaving the loop early closes the engine's iterator.
+ */
+async function pump(
+  call: grpc.ServerWritableStream<LogsRequest, LogsResponse>,
+  chunks: AsyncIterable<Uint8Array>,
+  signal: AbortSignal,
+): Promise<void> {
+  for await (const chunk of chunks) {
+    for (let offset = 0; offset < chunk.length; offset += MAX_LOG_CHUNK_BYTES) {
+      if (signal.aborted) return;
+      const more = call.write({
+        data: chunk.subarray(offset, offset + MAX_LOG_CHUNK_BYTES),
+      });
+      if (!more) await drained(call, signal);
+    }
+    if (signal.aborted) return;
+  }
+}
+
+function drained(
+  call: grpc.ServerWritableStream<LogsRequest, LogsResponse>,
+  signal: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off("drain", done);
+      call.off("close", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    call.on("drain", done);
+    call.on("close", done);
+    signal.addEventListener("abort", done);
+  });
+}
