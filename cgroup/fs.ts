@@ -20,6 +20,15 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * Whether the kernel said EBUSY. Deno reports it as a plain Error with
+ * `code: "EBUSY"`, not as `Deno.errors.Busy`, so check both.
+ */
+export function isBusy(error: unknown): boolean {
+  return error instanceof Deno.errors.Busy ||
+    (error as { code?: unknown } | null)?.code === "EBUSY";
+}
+
 function hint(error: unknown): string {
   if (error instanceof Deno.errors.PermissionDenied) {
     return "run the server as root or give it a delegated cgroup";
@@ -27,7 +36,7 @@ function hint(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) {
     return "check that the cgroup exists and the controller is enabled";
   }
-  if (error instanceof Deno.errors.Busy) {
+  if (isBusy(error)) {
     return "the cgroup is still in use; retry once its processes have exited";
   }
   return "check the value and the kernel's cgroup documentation";
@@ -159,7 +168,7 @@ export async function removeDir(
       return;
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return;
-      if (!(error instanceof Deno.errors.Busy) || Date.now() > deadline) {
+      if (!isBusy(error) || Date.now() > deadline) {
         throw cgroupError("remove cgroup", path, error);
       }
     }

@@ -12,8 +12,8 @@ import type { IoLimit, Limits } from "./types.ts";
 
 /** Smallest CPU limit: the kernel's minimum quota is 1 ms per 100 ms. */
 export const MIN_CPU = 0.01;
-/** Smallest memory limit: below this not even the startup shell can run. */
-export const MIN_MEMORY_BYTES = 1024 * 1024;
+/** Smallest memory limit: 16 pages; anything less cannot run a process. */
+export const MIN_MEMORY_BYTES = 64 * 1024;
 /** Largest pids limit: the kernel's `pid_max` ceiling. */
 export const MAX_PIDS = 4194304;
 /** Largest byte rate or IO rate we accept (the kernel takes a u64). */

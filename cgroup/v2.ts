@@ -18,6 +18,7 @@ import type { CgroupDriver, JobCgroup, Limits, Usage } from "./types.ts";
 import {
   cgroupError,
   exists,
+  isBusy,
   jobDirName,
   joinCgroupPath,
   listJobDirs,
@@ -58,6 +59,12 @@ export interface V2DriverOptions {
   memberships?: CgroupMembership[];
   /** The pid to move out of the way of job cgroups (default: this process). */
   pid?: number;
+  /**
+   * The cgroup2 mount to use, skipping discovery (which insists on a mount
+   * with controllers). Lets tests use the controller-less cgroup2 mount of a
+   * hybrid host for limit-free job cgroups.
+   */
+  mount?: CgroupMount;
 }
 
 /**
@@ -99,7 +106,7 @@ export async function createV2Driver(
     mounts ??= self.mounts;
     memberships ??= self.memberships;
   }
-  const mount = await findV2Mount(mounts);
+  const mount = options.mount ?? await findV2Mount(mounts);
   if (!mount) {
     throw new Error(
       "No cgroup v2 hierarchy with controllers is mounted; mount cgroup2 at /sys/fs/cgroup (or use a cgroup v1 host)",
@@ -155,7 +162,7 @@ export async function createV2Driver(
         missing.map((c) => `+${c}`).join(" "),
       );
     } catch (error) {
-      if (error instanceof Deno.errors.Busy) {
+      if (isBusy(error)) {
         throw new Error(
           `Failed to enable the ${
             missing.join(", ")
