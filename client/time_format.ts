@@ -182,7 +182,7 @@ export function parseTimeFormat(text: string): string {
     throw new Error(
       `Invalid time format ${
         JSON.stringify(text)
-      }: write the reference time Mon Jan 2 15:04:05 MST 2006 the way times should look, such as "15:04:05" or "2006-01-02 15:04:05", or use a name such as RFC3339, DateTime or Kitchen.`,
+      }: write the reference time Mon Jan 2 15:04:05 MST 2006 the way times should look, such as "15:04:05" or "2006-01-02 15:04:05", or use a name such as RFC3339, DateTime or Kitchen`,
     );
   }
   return text;
