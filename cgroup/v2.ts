@@ -69,8 +69,9 @@ export interface V2DriverOptions {
 
 /**
  * The controller-bearing cgroup2 mount, preferring `/sys/fs/cgroup`; a
- * cgroup2 mount with no controllers (`/sys/fs/cgroup/unified` on a hybrid
- * host) does not count.
+ * cgroup2 mount without any of cpu, memory, io and pids
+ * (`/sys/fs/cgroup/unified` on a hybrid host, which holds only hugetlb) does
+ * not count.
  */
 export async function findV2Mount(
   mounts: readonly CgroupMount[],
@@ -83,7 +84,8 @@ export async function findV2Mount(
     const controllers = await readOptional(
       `${mount.mountPoint}/cgroup.controllers`,
     );
-    if (controllers !== undefined && controllers.trim() !== "") return mount;
+    const available = words(controllers);
+    if (V2_CONTROLLERS.some((c) => available.includes(c))) return mount;
   }
   return undefined;
 }
