@@ -1,0 +1,128 @@
+import assert from "node:assert/strict";
+import { Job, JobState } from "../proto/gen/telejob/v1/telejob.ts";
+import {
+  commandLine,
+  formatTable,
+  jobExit,
+  jobJson,
+  jobState,
+  jobTable,
+  shellQuote,
+} from "./table.ts";
+
+const started = new Date("2026-11-28T10:29:24Z");
+const ended = new Date("2026-11-28T10:30:10Z");
+const utc = { layout: "15:04:05", offsetMinutes: 0 };
+
+function job(fields: Partial<Job>): Job {
+  return Job.fromPartial({
+    id: "1",
+    owner: "client1",
+    command: "sleep",
+    args: ["100"],
+    state: JobState.JOB_STATE_FINISHED,
+    startedAt: started,
+    endedAt: ended,
+    ...fields,
+  });
+}
+
+Deno.test("the seed README's tables, byte for byte", () => {
+  const running = job({
+    state: JobState.JOB_STATE_RUNNING,
+    endedAt: undefined,
+  });
+  assert.equal(
+    jobTable([running], utc),
+    "ID  COMMAND    STATE    STARTED   STOPPED  EXIT\n" +
+      "1   sleep 100  running  10:29:24\n",
+  );
+  const stopped = job({
+    stopped: true,
+    stoppedBy: "client1",
+    signal: "SIGTERM",
+  });
+  assert.equal(
+    jobTable([stopped], utc),
+    "ID  COMMAND    STATE    STARTED   STOPPED   EXIT\n" +
+      "1   sleep 100  stopped  10:29:24  10:30:10  stopped\n",
+  );
+});
+
+Deno.test("formatTable pads every column but the last by two", () => {
+  assert.equal(
+    formatTable([["a", "bb", "c"], ["ccc", "", "dddd"], ["e"]]),
+    "a    bb  c\nccc      dddd\ne\n",
+  );
+  // Widths count characters, not UTF-16 units.
+  assert.equal(formatTable([["é", "x"], ["ab", "y"]]), "é   x\nab  y\n");
+});
+
+Deno.test("STATE and EXIT for every way a job ends", () => {
+  const cases: [Partial<Job>, string, string][] = [
+    [{ state: JobState.JOB_STATE_RUNNING }, "running", ""],
+    [{ exitCode: 0 }, "exited", "0"],
+    [{ exitCode: 3 }, "exited", "3"],
+    [{ signal: "SIGSEGV" }, "exited", "SIGSEGV"],
+    [{ oomKilled: true, signal: "SIGKILL" }, "exited", "oom"],
+    [{ stopped: true, signal: "SIGTERM" }, "stopped", "stopped"],
+    [{ stopped: true, exitCode: 0 }, "stopped", "stopped"],
+    [{ outputLimitReached: true, signal: "SIGKILL" }, "exited", "output-limit"],
+    [{ lostInRestart: true, signal: "SIGKILL" }, "lost", "SIGKILL"],
+    [{ lostInRestart: true }, "lost", ""],
+  ];
+  for (const [fields, state, exit] of cases) {
+    const j = job(fields);
+    assert.equal(jobState(j), state, JSON.stringify(fields));
+    assert.equal(jobExit(j), exit, JSON.stringify(fields));
+  }
+});
+
+Deno.test("COMMAND is shell-quoted so it reads back as the same words", () => {
+  assert.equal(shellQuote("plain-word_1.txt"), "plain-word_1.txt");
+  assert.equal(shellQuote(""), "''");
+  assert.equal(shellQuote("a b"), "'a b'");
+  assert.equal(shellQuote("it's"), `'it'\\''s'`);
+  assert.equal(shellQuote("$HOME"), "'$HOME'");
+  assert.equal(shellQuote("a\nb\tc\x01"), "$'a\\nb\\tc\\x01'");
+  assert.equal(shellQuote("it's\n"), "$'it\\'s\\n'");
+  assert.equal(
+    commandLine("sh", ["-c", "echo hi; exit 3"]),
+    "sh -c 'echo hi; exit 3'",
+  );
+  // A newline in an argument does not break the table's lines.
+  const table = jobTable([job({ command: "printf", args: ["a\nb"] })], utc);
+  assert.equal(table.split("\n").length, 3);
+});
+
+Deno.test("jobJson: the API's fields plus the table's state and exit", () => {
+  const j = jobJson(
+    job({
+      exitCode: 2,
+      usage: {
+        cpuUsec: 5,
+        memoryPeakBytes: 6,
+        ioReadBytes: 7,
+        ioWriteBytes: 8,
+      },
+    }),
+  );
+  assert.equal(j.state, "exited");
+  assert.equal(j.exit, "2");
+  assert.equal(j.exitCode, 2);
+  assert.equal(j.signal, null);
+  assert.equal(j.startedAt, "2026-11-28T10:29:24.000Z");
+  assert.equal(j.endedAt, "2026-11-28T10:30:10.000Z");
+  assert.deepEqual(j.usage, {
+    cpuUsec: 5,
+    memoryPeakBytes: 6,
+    ioReadBytes: 7,
+    ioWriteBytes: 8,
+  });
+  const running = jobJson(
+    job({ state: JobState.JOB_STATE_RUNNING, endedAt: undefined }),
+  );
+  assert.equal(running.endedAt, null);
+  assert.equal(running.exitCode, null);
+  assert.deepEqual(JSON.parse(JSON.stringify(running)), running);
+});
