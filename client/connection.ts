@@ -229,6 +229,11 @@ export function describeError(err: unknown, ctx: ErrorContext): string {
   const The = `The server at ${ctx.address}`;
   switch (e.code) {
     case grpc.status.UNAVAILABLE: {
+      // grpc-js says "No connection established" when it never got a
+      // working connection; anything else is a connection lost mid-call.
+      if (!details.startsWith("No connection established")) {
+        return `Lost the connection to ${at} (${details}): check that the server is still running, then run the command again`;
+      }
       const last =
         /Last error: (.*?)(?:\. Resolution note:.*)?$/s.exec(details)?.[1] ??
           details;
