@@ -1,0 +1,114 @@
+/**
+ * Shared set-up of the engine's tests: an engine on a fresh data dir, with
+ * its job cgroups below a parent cgroup of its own (so tests never touch the
+ * jobs of a server running on the same host), torn down completely.
+ * @module
+ */
+import { detectDriver } from "../../cgroup/mod.ts";
+import type { CgroupDriver } from "../../cgroup/types.ts";
+import { type EngineOptions, JobEngine } from "./engine.ts";
+
+let counter = 0;
+
+/** What a test gets besides the engine. */
+export interface TestContext {
+  dataDir: string;
+  cgroups: CgroupDriver;
+  /** The parent cgroup (relative to this process's own) the jobs go below. */
+  parent: string;
+}
+
+/** A cgroup parent name unique to this process and call. */
+export function testParent(): string {
+  // Not starting with "telejob-": a server listing stale job cgroups below
+  // its own cgroup must not take a test's parent for one.
+  return `jobs-test-${Deno.pid}-${++counter}`;
+}
+
+/** Removes the test's parent cgroup directories (they must be empty). */
+export async function removeParent(cgroups: CgroupDriver): Promise<void> {
+  const dirs = (cgroups as unknown as { parentDirs: string[] }).parentDirs;
+  for (const dir of dirs) {
+    await Deno.remove(dir).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
+  }
+}
+
+/** Runs `fn` with an open engine and tears everything down afterwards. */
+export async function withEngine(
+  fn: (engine: JobEngine, context: TestContext) => Promise<void>,
+  options: Partial<EngineOptions> = {},
+): Promise<void> {
+  const dataDir = await Deno.makeTempDir({ prefix: "telejob-engine-test-" });
+  const parent = testParent();
+  const cgroups = await detectDriver({ parent });
+  let engine: JobEngine | undefined;
+  try {
+    engine = await JobEngine.open({ dataDir, cgroups, ...options });
+    await fn(engine, { dataDir, cgroups, parent });
+  } finally {
+    await engine?.shutdown({ graceMs: 0 });
+    await removeParent(cgroups);
+    await Deno.remove(dataDir, { recursive: true });
+  }
+}
+
+/** Concatenates every chunk of a stream. */
+export async function collect(
+  chunks: AsyncIterable<Uint8Array>,
+): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of chunks) parts.push(chunk);
+  return concat(parts);
+}
+
+/** Concatenates byte arrays. */
+export function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** Decodes UTF-8. */
+export function text(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes);
+}
+
+/** Pids of live (not zombie) processes whose command line contains `marker`. */
+export async function pidsWithMarker(marker: string): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`);
+      if (!cmdline.includes(marker)) continue;
+      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      const state = stat.slice(
+        stat.lastIndexOf(")") + 2,
+        stat.lastIndexOf(")") + 3,
+      );
+      if (state !== "Z" && state !== "X") pids.push(Number(entry.name));
+    } catch {
+      // The process exited while we looked.
+    }
+  }
+  return pids;
+}
+
+/** Polls `check` until it returns true (for set-up only, never a timing assertion). */
+export async function until(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

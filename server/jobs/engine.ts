@@ -1,0 +1,710 @@
+/**
+ * The job engine proper: starts jobs in their own cgroups through the
+ * startup shim, stops whole process trees, records how every job ended and
+ * serves its output. See {@linkcode JobEngine}.
+ * @module
+ */
+import type {
+  CgroupDriver,
+  JobCgroup,
+  Limits,
+  Usage,
+} from "../../cgroup/types.ts";
+import { effectiveLimits } from "../../cgroup/limits.ts";
+import { shimCommand } from "../../cgroup/shim.ts";
+import { resolveCommand } from "./command.ts";
+import { JobError, jobNotFound } from "./errors.ts";
+import { OutputDir, readOutput } from "./output.ts";
+import { JobStore } from "./store.ts";
+import type {
+  JobInfo,
+  LogsOptions,
+  StartRequest,
+  StopOptions,
+} from "./types.ts";
+
+/** How an engine is set up. */
+export interface EngineOptions {
+  /** Directory for the job store and the output files. */
+  dataDir: string;
+  /** The cgroup driver jobs run under. */
+  cgroups: CgroupDriver;
+  /** Server-wide limits: the defaults and the ceilings for per-job limits. */
+  limits?: Limits;
+  /** Per-job output cap in bytes (default 1 GiB). */
+  outputLimitBytes?: number;
+  /** Users who may see and stop every job. */
+  admins?: string[];
+  /** Maximum running jobs per user (default unlimited). */
+  maxJobsPerUser?: number;
+}
+
+/** Default per-job output cap: 1 GiB. */
+export const DEFAULT_OUTPUT_LIMIT_BYTES = 1024 * 1024 * 1024;
+/** Default grace period of `stop` and `shutdown`: 10 s. */
+export const DEFAULT_GRACE_MS = 10_000;
+/** Prefix of job cgroup names; the driver lists cgroups by it. */
+export const CGROUP_PREFIX = "telejob-";
+
+// setTimeout takes a signed 32-bit delay; larger values fire at once.
+const MAX_GRACE_MS = 2 ** 31 - 1;
+
+const ZERO_USAGE: Usage = {
+  cpuUsec: 0,
+  memoryPeakBytes: 0,
+  ioReadBytes: 0,
+  ioWriteBytes: 0,
+};
+
+/**
+ * In-memory state of one running job. Kept deliberately small (the target is
+ * 15,000 concurrent jobs at ≤ 16 KiB of server memory each): the record, the
+ * cgroup handle and a few promises. No timer, pipe, fd or watcher per job;
+ * the only per-job kernel resource is the pidfd inside Deno's child handle.
+ */
+interface RunningJob {
+  info: JobInfo;
+  cgroup: JobCgroup;
+  /**
+   * The main process. Signals go to it as well as to the cgroup: until the
+   * shim has written itself into the cgroup (its first microseconds) it is
+   * the only process of the job and not yet in the cgroup.
+   */
+  child: Deno.ChildProcess;
+  /** Resolves with the final record once the job has ended and is persisted. */
+  ended: Promise<JobInfo>;
+  /** Set once SIGTERM went out, so concurrent stops send it once. */
+  termSent: boolean;
+  /** The one kill of the job's cgroup, shared by stop, cap and end. */
+  killing?: Promise<void>;
+  /** Output-cap check: idle, a stat in flight, or in flight with another event pending. */
+  capState: 0 | 1 | 2;
+  capCheck?: Promise<void>;
+  /** Set when the main process has exited and the end is being recorded. */
+  ending: boolean;
+}
+
+function copyInfo(info: JobInfo): JobInfo {
+  const copy: JobInfo = {
+    ...info,
+    args: [...info.args],
+    startedAt: new Date(info.startedAt),
+    limits: {
+      ...info.limits,
+      ...(info.limits.io ? { io: info.limits.io.map((l) => ({ ...l })) } : {}),
+    },
+    usage: { ...info.usage },
+  };
+  if (info.endedAt) copy.endedAt = new Date(info.endedAt);
+  return copy;
+}
+
+function parseId(id: unknown): string {
+  if (typeof id !== "string" || !/^[1-9][0-9]{0,15}$/.test(id)) {
+    throw new JobError(
+      "invalid_argument",
+      `Job id ${
+        JSON.stringify(typeof id === "string" ? id.slice(0, 64) : id)
+      } is not valid: ids are positive decimal numbers such as 42`,
+      "id",
+    );
+  }
+  return id;
+}
+
+function parseGrace(graceMs: unknown): number {
+  if (graceMs === undefined) return DEFAULT_GRACE_MS;
+  if (
+    typeof graceMs !== "number" || !Number.isFinite(graceMs) || graceMs < 0 ||
+    graceMs > MAX_GRACE_MS
+  ) {
+    throw new JobError(
+      "invalid_argument",
+      `Grace period ${
+        String(graceMs)
+      } ms is not valid: give 0 (kill at once) up to ${MAX_GRACE_MS} ms`,
+      "graceMs",
+    );
+  }
+  return Math.floor(graceMs);
+}
+
+function parseByteCount(value: unknown, field: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (
+    typeof value !== "number" || !Number.isSafeInteger(value) || value < 0
+  ) {
+    throw new JobError(
+      "invalid_argument",
+      `${field === "tail" ? "Tail" : "Offset"} ${
+        String(value)
+      } is not valid: give a whole number of bytes, 0 or more`,
+      field,
+    );
+  }
+  return value;
+}
+
+/** Signals the job's main process; a no-op once it has been reaped. */
+function signalMain(job: RunningJob, signal: Deno.Signal): void {
+  try {
+    job.child.kill(signal);
+  } catch {
+    // Already exited: its end is being recorded.
+  }
+}
+
+async function settle<T>(
+  what: string,
+  id: string,
+  work: () => Promise<T>,
+): Promise<T | undefined> {
+  try {
+    return await work();
+  } catch (error) {
+    console.error(`Job ${id}: ${what} failed:`, error);
+    return undefined;
+  }
+}
+
+/**
+ * The job engine. Every method takes the calling user first; owner checks
+ * live here, not in the API layer.
+ *
+ * - Ids are decimal sequential numbers from the store ("1", "2", ...). A
+ *   malformed id is `invalid_argument` on field `id`.
+ * - A job of another owner behaves exactly like a missing job: the same
+ *   `not_found` error ({@linkcode jobNotFound}). Admins see and stop every job.
+ * - A job runs in its own cgroup `telejob-<id>`; the `/bin/sh` startup shim
+ *   moves itself into that cgroup, points stdout and stderr at one
+ *   append-mode fd on the job's output file, and execs the command, so the
+ *   user's code never runs outside its limits. The job leads its own session
+ *   (`detached`), gets a clean environment and stdin from /dev/null.
+ * - A job ends when its main process exits. Then, like systemd's
+ *   `KillMode=control-group`, whatever is left in its cgroup is killed; the
+ *   OOM-kill counter and usage are read before the cgroup is removed; the
+ *   record is persisted.
+ * - Output cap: when a job's output file reaches the cap, the job is killed
+ *   like on any resource limit, the file is truncated to exactly the cap
+ *   (the first cap bytes are kept) and `outputLimitReached` is set.
+ */
+export class JobEngine {
+  #store: JobStore;
+  #cgroups: CgroupDriver;
+  #limits: Limits;
+  #outputLimit: number;
+  #admins: Set<string>;
+  #maxJobsPerUser: number | undefined;
+  #output!: OutputDir;
+  #running = new Map<string, RunningJob>();
+  #perUser = new Map<string, number>();
+  #starting = new Set<Promise<unknown>>();
+  #accepting = true;
+  #closed = false;
+  #shutdown?: Promise<void>;
+
+  private constructor(
+    store: JobStore,
+    options: EngineOptions,
+    outputLimit: number,
+  ) {
+    this.#store = store;
+    this.#cgroups = options.cgroups;
+    this.#limits = options.limits ?? {};
+    this.#outputLimit = outputLimit;
+    this.#admins = new Set(options.admins ?? []);
+    this.#maxJobsPerUser = options.maxJobsPerUser;
+  }
+
+  /**
+   * Opens the store (`<dataDir>/jobs.db`) and the output directory
+   * (`<dataDir>/output`). Jobs recorded as running belong to a server
+   * process that died: each one's cgroup is killed, its usage read and the
+   * cgroup removed, and the job is marked finished and `lostInRestart`. Any
+   * other `telejob-` cgroup below the parent is stale and removed too, so
+   * no orphan survives a restart.
+   */
+  static async open(options: EngineOptions): Promise<JobEngine> {
+    const outputLimit = options.outputLimitBytes ?? DEFAULT_OUTPUT_LIMIT_BYTES;
+    if (!Number.isSafeInteger(outputLimit) || outputLimit <= 0) {
+      throw new RangeError(
+        `Output limit ${outputLimit} is not valid: give a positive whole number of bytes`,
+      );
+    }
+    const max = options.maxJobsPerUser;
+    if (max !== undefined && (!Number.isSafeInteger(max) || max <= 0)) {
+      throw new RangeError(
+        `Max jobs per user ${max} is not valid: give a positive whole number`,
+      );
+    }
+    await Deno.mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+    const store = JobStore.open(`${options.dataDir}/jobs.db`);
+    let engine: JobEngine | undefined;
+    try {
+      engine = new JobEngine(store, options, outputLimit);
+      await engine.#recover(`${options.dataDir}/output`);
+      engine.#output = await OutputDir.open(`${options.dataDir}/output`, {
+        onChange: (id) => engine!.#onOutputChange(id),
+      });
+      return engine;
+    } catch (error) {
+      store.close();
+      throw error;
+    }
+  }
+
+  async #recover(outputDir: string): Promise<void> {
+    const stale = new Set(await this.#cgroups.list());
+    for (const job of this.#store.running()) {
+      const name = CGROUP_PREFIX + job.id;
+      let usage = job.usage;
+      let oomKilled = false;
+      if (stale.delete(name)) {
+        const cgroup = this.#cgroups.open(name);
+        await settle("kill after restart", job.id, () => cgroup.kill());
+        oomKilled = (await settle("oom count", job.id, () =>
+          cgroup.oomKills()) ?? 0) >
+          0;
+        usage = await settle("usage", job.id, () => cgroup.usage()) ?? usage;
+        await settle("cgroup removal", job.id, () => cgroup.remove());
+      }
+      const { bytes, limitReached } = await this.#finalSize(
+        `${outputDir}/${job.id}.out`,
+      );
+      this.#store.finish(job.id, {
+        endedAt: new Date(),
+        oomKilled,
+        stopped: false,
+        lostInRestart: true,
+        outputLimitReached: limitReached,
+        usage,
+        outputBytes: bytes,
+      });
+    }
+    for (const name of stale) {
+      const cgroup = this.#cgroups.open(name);
+      await settle("stale kill", name, () => cgroup.kill());
+      await settle("stale cgroup removal", name, () => cgroup.remove());
+    }
+  }
+
+  /** Size of a finished job's output, truncated to the cap if it got past it. */
+  async #finalSize(
+    path: string,
+  ): Promise<{ bytes: number; limitReached: boolean }> {
+    let size = 0;
+    try {
+      size = (await Deno.stat(path)).size;
+    } catch {
+      return { bytes: 0, limitReached: false };
+    }
+    if (size < this.#outputLimit) return { bytes: size, limitReached: false };
+    if (size > this.#outputLimit) {
+      await settle(
+        "output truncation",
+        path,
+        () => Deno.truncate(path, this.#outputLimit),
+      );
+    }
+    return { bytes: this.#outputLimit, limitReached: true };
+  }
+
+  #isAdmin(user: string): boolean {
+    return this.#admins.has(user);
+  }
+
+  #visible(user: string, info: JobInfo): boolean {
+    return info.owner === user || this.#isAdmin(user);
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) {
+      throw new JobError(
+        "unavailable",
+        "The job engine has shut down: retry when the server is back",
+      );
+    }
+  }
+
+  /** The job's record as `user` may see it; throws not_found otherwise. */
+  #lookup(user: string, rawId: string): JobInfo {
+    const id = parseId(rawId);
+    this.#checkOpen();
+    const info = this.#running.get(id)?.info ?? this.#store.get(id);
+    if (info === undefined || !this.#visible(user, info)) {
+      throw jobNotFound(id);
+    }
+    return info;
+  }
+
+  /**
+   * Starts a job owned by `user` and returns its record. The request is
+   * validated completely (command resolved on the job's PATH, args, env,
+   * cwd, limits against the server's ceilings, the user's quota) before
+   * anything is created: a refused request leaves no trace. Errors:
+   * `invalid_argument` (with the field), `resource_exhausted` (the user
+   * already runs `maxJobsPerUser` jobs), `unavailable` (shutting down).
+   */
+  start(user: string, request: StartRequest): Promise<JobInfo> {
+    const work = this.#start(user, request);
+    this.#starting.add(work);
+    const done = () => this.#starting.delete(work);
+    work.then(done, done);
+    return work;
+  }
+
+  #checkAccepting(): void {
+    if (!this.#accepting) {
+      throw new JobError(
+        "unavailable",
+        "The server is shutting down and accepts no new jobs: retry when it is back",
+      );
+    }
+  }
+
+  async #start(user: string, request: StartRequest): Promise<JobInfo> {
+    this.#checkAccepting();
+    const resolved = await resolveCommand(request);
+    const limits = effectiveLimits(request.limits ?? {}, this.#limits);
+    this.#checkAccepting();
+
+    const count = this.#perUser.get(user) ?? 0;
+    if (this.#maxJobsPerUser !== undefined && count >= this.#maxJobsPerUser) {
+      throw new JobError(
+        "resource_exhausted",
+        `You already run ${count} jobs, the most allowed per user: stop one or wait for one to finish`,
+      );
+    }
+    this.#perUser.set(user, count + 1);
+    let id: string | undefined;
+    let cgroup: JobCgroup | undefined;
+    try {
+      const startedAt = new Date();
+      id = this.#store.insert({
+        owner: user,
+        command: resolved.command,
+        args: resolved.args,
+        cwd: resolved.cwd,
+        startedAt,
+        limits,
+      });
+      const outputPath = this.#output.path(id);
+      await this.#output.create(id);
+      cgroup = await this.#cgroups.create(CGROUP_PREFIX + id, limits);
+      const shim = shimCommand(resolved.program, resolved.args, {
+        procsFiles: cgroup.procsFiles,
+        outputPath,
+      });
+      const child = new Deno.Command(shim.program, {
+        args: shim.args,
+        cwd: resolved.cwd,
+        clearEnv: true,
+        env: resolved.env,
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+        detached: true,
+      }).spawn();
+
+      const info: JobInfo = {
+        id,
+        owner: user,
+        command: resolved.command,
+        args: resolved.args,
+        cwd: resolved.cwd,
+        state: "running",
+        startedAt,
+        oomKilled: false,
+        stopped: false,
+        lostInRestart: false,
+        outputLimitReached: false,
+        limits,
+        usage: { ...ZERO_USAGE },
+        outputBytes: 0,
+      };
+      let resolveEnded!: (info: JobInfo) => void;
+      const job: RunningJob = {
+        info,
+        cgroup,
+        child,
+        ended: new Promise((resolve) => resolveEnded = resolve),
+        termSent: false,
+        capState: 0,
+        ending: false,
+      };
+      this.#running.set(id, job);
+      child.status.then(
+        (status) => this.#end(job, status),
+        (error) => this.#end(job, undefined, error),
+      ).then(resolveEnded);
+      return copyInfo(info);
+    } catch (error) {
+      this.#release(user);
+      if (cgroup !== undefined) {
+        const created = cgroup;
+        await settle("cgroup removal", id!, () => created.remove());
+      }
+      if (id !== undefined) {
+        this.#store.delete(id);
+        const path = this.#output.path(id);
+        await settle("output removal", id, () => Deno.remove(path));
+      }
+      throw error;
+    }
+  }
+
+  #release(user: string): void {
+    const count = (this.#perUser.get(user) ?? 1) - 1;
+    if (count <= 0) this.#perUser.delete(user);
+    else this.#perUser.set(user, count);
+  }
+
+  #kill(job: RunningJob): Promise<void> {
+    if (job.killing === undefined) {
+      signalMain(job, "SIGKILL");
+      job.killing = job.cgroup.kill().catch((error) => {
+        console.error(`Job ${job.info.id}: kill failed:`, error);
+      });
+    }
+    return job.killing;
+  }
+
+  /** The main process exited: clean up the cgroup and record the end. */
+  async #end(
+    job: RunningJob,
+    status: Deno.CommandStatus | undefined,
+    error?: unknown,
+  ): Promise<JobInfo> {
+    const { info, cgroup } = job;
+    const id = info.id;
+    job.ending = true;
+    if (error !== undefined) {
+      console.error(`Job ${id}: waiting for its process failed:`, error);
+    }
+    await job.capCheck;
+    // Like systemd's KillMode=control-group: the job is its main process;
+    // whatever it left behind goes with it.
+    // A kill begun by stop or the cap may predate the main process's exit;
+    // once it is done, one more makes sure nothing is left.
+    await job.killing;
+    job.killing = undefined;
+    await this.#kill(job);
+    const ooms = await settle("oom count", id, () => cgroup.oomKills());
+    const usage = await settle("usage", id, () => cgroup.usage());
+    await settle("cgroup removal", id, () => cgroup.remove());
+    const { bytes, limitReached } = await this.#finalSize(
+      this.#output.path(id),
+    );
+
+    info.state = "finished";
+    info.endedAt = new Date();
+    if (status?.signal) info.signal = status.signal;
+    else if (status) info.exitCode = status.code;
+    info.oomKilled = (ooms ?? 0) > 0;
+    info.outputLimitReached ||= limitReached;
+    if (usage) info.usage = usage;
+    info.outputBytes = bytes;
+    try {
+      this.#store.finish(id, info);
+    } catch (storeError) {
+      console.error(`Job ${id}: recording its end failed:`, storeError);
+    }
+    this.#running.delete(id);
+    this.#release(info.owner);
+    this.#output.wake(id);
+    return copyInfo(info);
+  }
+
+  #onOutputChange(id: string | undefined): void {
+    if (id === undefined) {
+      for (const job of this.#running.values()) this.#scheduleCapCheck(job);
+      return;
+    }
+    const job = this.#running.get(id);
+    if (job !== undefined) this.#scheduleCapCheck(job);
+  }
+
+  /** Coalesces modify events: at most one stat in flight per job. */
+  #scheduleCapCheck(job: RunningJob): void {
+    if (job.ending || job.info.outputLimitReached) return;
+    if (job.capState !== 0) {
+      job.capState = 2;
+      return;
+    }
+    job.capState = 1;
+    job.capCheck = this.#capCheck(job).finally(() => {
+      job.capState = 0;
+      job.capCheck = undefined;
+    });
+  }
+
+  async #capCheck(job: RunningJob): Promise<void> {
+    const path = this.#output.path(job.info.id);
+    while (!job.ending) {
+      let size: number;
+      try {
+        size = (await Deno.stat(path)).size;
+      } catch {
+        return;
+      }
+      if (size >= this.#outputLimit) {
+        job.info.outputLimitReached = true;
+        await this.#kill(job);
+        // The job's writers are all dead: nothing appends after this.
+        await settle(
+          "output truncation",
+          job.info.id,
+          () => Deno.truncate(path, this.#outputLimit),
+        );
+        return;
+      }
+      if (job.capState !== 2) return;
+      job.capState = 1;
+    }
+  }
+
+  /**
+   * Stops a job: SIGTERM to every process in its cgroup, up to `graceMs`
+   * (default 10 s) for the main process to exit, then SIGKILL to everything
+   * left in the cgroup. Grace 0 kills at once. Resolves with the final
+   * record once the job has ended. Stopping a finished job returns its
+   * record. Concurrent stops share the work: SIGTERM goes out once, all wait
+   * for the same end, and the shortest grace decides when the kill comes.
+   */
+  async stop(
+    user: string,
+    id: string,
+    options: StopOptions = {},
+  ): Promise<JobInfo> {
+    const graceMs = parseGrace(options.graceMs);
+    const info = this.#lookup(user, id);
+    const job = this.#running.get(info.id);
+    if (job === undefined) return copyInfo(info);
+    return await this.#stop(job, graceMs, user);
+  }
+
+  async #stop(
+    job: RunningJob,
+    graceMs: number,
+    user: string | undefined,
+  ): Promise<JobInfo> {
+    if (!job.ending && !job.info.stopped) {
+      job.info.stopped = true;
+      if (user !== undefined) job.info.stoppedBy = user;
+    }
+    if (graceMs > 0 && !job.ending) {
+      if (!job.termSent) {
+        job.termSent = true;
+        signalMain(job, "SIGTERM");
+        await settle(
+          "SIGTERM",
+          job.info.id,
+          () => job.cgroup.signal("SIGTERM"),
+        );
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        job.ended,
+        new Promise((resolve) => timer = setTimeout(resolve, graceMs)),
+      ]);
+      clearTimeout(timer);
+    }
+    if (!job.ending) await this.#kill(job);
+    return copyInfo(await job.ended);
+  }
+
+  /**
+   * One job's record. For a running job, usage and output size are read
+   * live from its cgroup and output file.
+   */
+  async status(user: string, id: string): Promise<JobInfo> {
+    const info = this.#lookup(user, id);
+    const job = this.#running.get(info.id);
+    return job === undefined ? copyInfo(info) : await this.#live(job);
+  }
+
+  async #live(job: RunningJob): Promise<JobInfo> {
+    const info = copyInfo(job.info);
+    try {
+      info.usage = await job.cgroup.usage();
+    } catch {
+      // The job ended meanwhile; its final usage lands with the record.
+    }
+    try {
+      info.outputBytes = Math.min(
+        (await Deno.stat(this.#output.path(info.id))).size,
+        this.#outputLimit,
+      );
+    } catch {
+      // As above.
+    }
+    return info;
+  }
+
+  /** Every job the user may see (all jobs for an admin), oldest first. */
+  async list(user: string): Promise<JobInfo[]> {
+    this.#checkOpen();
+    const records = this.#store.list(this.#isAdmin(user) ? undefined : user);
+    return await Promise.all(records.map((record) => {
+      const job = this.#running.get(record.id);
+      return job === undefined ? record : this.#live(job);
+    }));
+  }
+
+  /**
+   * The job's output as binary chunks of at most 64 KiB, read with the
+   * reader's own fd. `offset` starts at a byte offset, `tail` at that many
+   * bytes before the current end. Without `follow` the stream ends at the
+   * end the output had when it began; with `follow` it ends after the job
+   * has ended and every byte was delivered. `signal` ends it early. Errors
+   * (unknown id, bad offset) are thrown by the first `next()`.
+   */
+  logs(
+    user: string,
+    id: string,
+    options: LogsOptions = {},
+  ): AsyncIterable<Uint8Array> {
+    return this.#logs(user, id, options);
+  }
+
+  async *#logs(
+    user: string,
+    rawId: string,
+    options: LogsOptions,
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    const offset = parseByteCount(options.offset, "offset");
+    const tail = parseByteCount(options.tail, "tail");
+    const { id } = this.#lookup(user, rawId);
+    yield* readOutput({
+      path: this.#output.path(id),
+      running: () => this.#running.has(id),
+      changed: () => this.#output.changed(id),
+      limit: this.#outputLimit,
+    }, { offset, tail, follow: options.follow, signal: options.signal });
+  }
+
+  /**
+   * Stops accepting new jobs (`unavailable`), stops every running job with
+   * the given grace (default 10 s), waits for them to end and their cgroups
+   * to be removed, then closes the output watcher and the store. Jobs ended
+   * this way are marked stopped without a `stoppedBy`. Idempotent.
+   */
+  shutdown(options: StopOptions = {}): Promise<void> {
+    const graceMs = parseGrace(options.graceMs);
+    this.#shutdown ??= this.#doShutdown(graceMs);
+    return this.#shutdown;
+  }
+
+  async #doShutdown(graceMs: number): Promise<void> {
+    this.#accepting = false;
+    await Promise.allSettled([...this.#starting]);
+    await Promise.all(
+      [...this.#running.values()].map((job) =>
+        this.#stop(job, graceMs, undefined)
+      ),
+    );
+    this.#closed = true;
+    await this.#output.close();
+    this.#store.close();
+  }
+}
