@@ -42,17 +42,15 @@ function hint(error: unknown): string {
   return "check the value and the kernel's cgroup documentation";
 }
 
-/** Wraps a kernel error with the action, the path and what to do. */
-export function cgroupError(
-  action: string,
-  path: string,
-  error: unknown,
-): Error {
+/**
+ * Wraps a kernel error: `what` says what failed, with the path (e.g.
+ * `write "1" to /sys/fs/cgroup/x/cgroup.kill`); a hint says what to do.
+ */
+export function cgroupError(what: string, error: unknown): Error {
   const reason = error instanceof Error ? error.message : String(error);
-  return new Error(
-    `Failed to ${action} ${path}: ${reason}; ${hint(error)}`,
-    { cause: error },
-  );
+  return new Error(`Failed to ${what}: ${reason}; ${hint(error)}`, {
+    cause: error,
+  });
 }
 
 /** Writes `value` to a cgroup file in one write. */
@@ -60,7 +58,7 @@ export async function writeFile(path: string, value: string): Promise<void> {
   try {
     await Deno.writeTextFile(path, value);
   } catch (error) {
-    throw cgroupError(`write ${JSON.stringify(value)} to`, path, error);
+    throw cgroupError(`write ${JSON.stringify(value)} to ${path}`, error);
   }
 }
 
@@ -69,7 +67,7 @@ export async function readFile(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
-    throw cgroupError("read", path, error);
+    throw cgroupError(`read ${path}`, error);
   }
 }
 
@@ -79,7 +77,7 @@ export async function readOptional(path: string): Promise<string | undefined> {
     return await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
-    throw cgroupError("read", path, error);
+    throw cgroupError(`read ${path}`, error);
   }
 }
 
@@ -90,7 +88,7 @@ export async function exists(path: string): Promise<boolean> {
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
-    throw cgroupError("inspect", path, error);
+    throw cgroupError(`inspect ${path}`, error);
   }
 }
 
@@ -129,7 +127,7 @@ export async function makeDir(path: string): Promise<void> {
   try {
     await Deno.mkdir(path, { recursive: true });
   } catch (error) {
-    throw cgroupError("create cgroup", path, error);
+    throw cgroupError(`create cgroup ${path}`, error);
   }
 }
 
@@ -147,7 +145,7 @@ export async function makeJobDir(path: string): Promise<void> {
         { cause: error },
       );
     }
-    throw cgroupError("create cgroup", path, error);
+    throw cgroupError(`create cgroup ${path}`, error);
   }
 }
 
@@ -169,7 +167,7 @@ export async function removeDir(
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return;
       if (!isBusy(error) || Date.now() > deadline) {
-        throw cgroupError("remove cgroup", path, error);
+        throw cgroupError(`remove cgroup ${path}`, error);
       }
     }
     await sleep(delay);
@@ -191,7 +189,7 @@ export async function listJobDirs(dir: string): Promise<string[]> {
     }
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return [];
-    throw cgroupError("list", dir, error);
+    throw cgroupError(`list ${dir}`, error);
   }
   return names.sort();
 }

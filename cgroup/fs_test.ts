@@ -54,8 +54,7 @@ Deno.test("parseKeyed reads flat-keyed kernel files", () => {
 
 Deno.test("cgroupError names the action, the path and what to do", () => {
   const error = cgroupError(
-    'write "1" to',
-    "/sys/fs/cgroup/x/cgroup.kill",
+    'write "1" to /sys/fs/cgroup/x/cgroup.kill',
     new Deno.errors.PermissionDenied("Permission denied"),
   );
   assert.match(

@@ -175,8 +175,7 @@ export async function createV2Driver(
         );
       }
       throw cgroupError(
-        `enable ${missing.join(", ")} in`,
-        `${dir}/cgroup.subtree_control`,
+        `enable ${missing.join(", ")} in ${dir}/cgroup.subtree_control`,
         error,
       );
     }
