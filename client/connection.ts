@@ -246,6 +246,9 @@ export function describeError(err: unknown, ctx: ErrorContext): string {
       ) {
         return `Cannot resolve the host of ${ctx.address}: check --address or $TELEJOB_ADDRESS`;
       }
+      if (/ProtocolVersion|protocol version|Tls12NotOffered/i.test(last)) {
+        return `${The} does not speak TLS 1.3, which telejob requires: point --address at a telejob-server`;
+      }
       if (/ALTNAME|does not match certificate/i.test(last)) {
         return `The server's certificate is not valid for ${ctx.address}: use an address it names (see its SANs) with --address`;
       }

@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { createCa, createLeaf, type Issued, writeIssued } from "./certs/mod.ts";
 import {
@@ -278,5 +279,36 @@ Deno.test("connect: IP targets verify the certificate's IP SAN", async () => {
   } finally {
     for (const s of servers) s.forceShutdown();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("connect: a server that offers only TLS 1.2 is refused", async () => {
+  const r = (name: string) => Deno.readFileSync(td(name));
+  const server = tls.createServer({
+    key: Buffer.from(r("server.key")),
+    cert: Buffer.from(r("server.crt")),
+    ca: Buffer.from(r("client-ca.crt")),
+    requestCert: true,
+    maxVersion: "TLSv1.2",
+    ALPNProtocols: ["h2"],
+  }, (socket) => socket.destroy());
+  const refused: string[] = [];
+  server.on("tlsClientError", (err) => refused.push(err.message));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  const conn = await connect({ ...client1, address: `localhost:${port}` });
+  try {
+    await assert.rejects(conn.list({ timeoutMs: 10_000 }), (err: unknown) => {
+      assert.equal(
+        describeError(err, { address: "a:1", clientCert: "c" }),
+        "The server at a:1 does not speak TLS 1.3, which telejob requires: point --address at a telejob-server",
+      );
+      return true;
+    });
+    // The server saw the handshake fail: our client offered no TLS 1.2.
+    assert.equal(refused.length > 0, true);
+  } finally {
+    conn.close();
+    await new Promise((resolve) => server.close(resolve));
   }
 });
