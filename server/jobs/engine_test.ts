@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
+import { detectDriver } from "../../cgroup/mod.ts";
+import { JobEngine } from "./engine.ts";
 import { JobError } from "./errors.ts";
 import {
   collect,
   pidsWithMarker,
+  removeParent,
+  testParent,
   text,
   until,
   withEngine,
@@ -469,4 +473,48 @@ Deno.test("shutdown stops every job and refuses new ones", async () => {
       isJobError("unavailable"),
     );
   });
+});
+
+Deno.test("after a graceful shutdown a new engine lists the stopped jobs", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "telejob-engine-test-" });
+  const parent = testParent();
+  const cgroups = await detectDriver({ parent });
+  try {
+    let engine = await JobEngine.open({ dataDir, cgroups });
+    const done = await engine.start("alice", {
+      command: "sh",
+      args: ["-c", "echo done; exit 4"],
+    });
+    await collect(engine.logs("alice", done.id, { follow: true }));
+    const sleeper = await engine.start("alice", {
+      command: "sh",
+      args: ["-c", "echo sleeping; exec sleep 1000"],
+    });
+    await until(
+      "output",
+      async () =>
+        text(await collect(engine.logs("alice", sleeper.id))) === "sleeping\n",
+    );
+    await engine.shutdown({ graceMs: 5000 });
+
+    engine = await JobEngine.open({ dataDir, cgroups });
+    try {
+      const [a, b] = await engine.list("alice");
+      assert.equal(a.exitCode, 4);
+      assert.equal(b.state, "finished");
+      assert.equal(b.stopped, true);
+      assert.equal(b.stoppedBy, undefined);
+      assert.equal(b.signal, "SIGTERM");
+      assert.equal(b.lostInRestart, false);
+      assert.equal(
+        text(await collect(engine.logs("alice", b.id, { follow: true }))),
+        "sleeping\n",
+      );
+    } finally {
+      await engine.shutdown();
+    }
+  } finally {
+    await removeParent(cgroups);
+    await Deno.remove(dataDir, { recursive: true });
+  }
 });

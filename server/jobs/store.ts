@@ -33,6 +33,12 @@ export type JobEnd = Pick<
   | "outputBytes"
 >;
 
+/** Options of {@linkcode JobStore.open}. */
+export interface StoreOptions {
+  /** How long to wait for another holder of the database (default 2 s). */
+  busyTimeoutMs?: number;
+}
+
 const SCHEMA_VERSION = 1;
 
 const SCHEMA = `
@@ -128,15 +134,22 @@ export class JobStore {
     this.#delete = db.prepare("DELETE FROM jobs WHERE id = ?");
   }
 
-  /** Opens (creating when needed) the database at `path`. */
-  static open(path: string): JobStore {
+  /**
+   * Opens (creating when needed) the database at `path`. The database is
+   * held with an exclusive lock for as long as it is open, so a second
+   * server on the same data dir fails to start instead of treating the
+   * first one's running jobs as lost. The kernel drops the lock when the
+   * holder dies, even by `kill -9`.
+   */
+  static open(path: string, options: StoreOptions = {}): JobStore {
     const db = new DatabaseSync(path);
     try {
+      db.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 2000}`);
+      db.exec("PRAGMA locking_mode = EXCLUSIVE");
       db.exec("PRAGMA journal_mode = WAL");
       db.exec("PRAGMA synchronous = NORMAL");
-      // Another process (an old server still shutting down) may hold a write
-      // lock briefly; wait for it instead of failing the start-up.
-      db.exec("PRAGMA busy_timeout = 5000");
+      // Take the exclusive lock now rather than at the first job.
+      db.exec("BEGIN IMMEDIATE; COMMIT");
       const { user_version: version } = db.prepare("PRAGMA user_version")
         .get() as { user_version: number };
       if (version > SCHEMA_VERSION) {
@@ -149,6 +162,12 @@ export class JobStore {
       return new JobStore(db);
     } catch (error) {
       db.close();
+      if (error instanceof Error && /locked|busy/i.test(error.message)) {
+        throw new Error(
+          `Job store ${path} is in use by another telejob-server: stop that server or use another --data-dir`,
+          { cause: error },
+        );
+      }
       throw error;
     }
   }

@@ -117,3 +117,22 @@ Deno.test("JobStore refuses a store from a newer version", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("JobStore refuses a second holder of the same database", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const first = JobStore.open(`${dir}/jobs.db`);
+    try {
+      assert.throws(
+        () => JobStore.open(`${dir}/jobs.db`, { busyTimeoutMs: 0 }),
+        /in use by another telejob-server/,
+      );
+    } finally {
+      first.close();
+    }
+    // Once released, it opens again.
+    JobStore.open(`${dir}/jobs.db`, { busyTimeoutMs: 0 }).close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
