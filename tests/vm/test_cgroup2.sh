@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 
 if [ "$#" -eq 0 ]; then
-  set -- tests/vm/harness_test.ts
+  set -- tests/vm/harness_test.ts cgroup/enforcement_test.ts tests/vm/v2_delegation_test.ts
 fi
 
 sh tests/vm/setup.sh
@@ -27,4 +27,4 @@ deno_dir=$(deno info --json --no-config | sed -n 's/^ *"denoDir": "\(.*\)",$/\1/
 }
 
 exec tests/vm/run.sh --share "$PWD" --share "$deno_dir" --env "DENO_DIR=$deno_dir" \
-  --env NO_COLOR=1 -- "$deno" test -A --no-check --parallel=false "$@"
+  --env NO_COLOR=1 -- "$deno" test -A --no-check "$@"
