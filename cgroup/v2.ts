@@ -142,6 +142,15 @@ export async function createV2Driver(
   }
   const pid = options.pid ?? Deno.pid;
   let serverLeaf: string | undefined;
+  // Moves this process out of its own cgroup into the leaf, if it is there.
+  const leaveOwnCgroup = async (dir: string): Promise<boolean> => {
+    if (dir !== ownDir || serverLeaf !== undefined) return false;
+    if (!(await readPids(`${dir}/cgroup.procs`)).includes(pid)) return false;
+    serverLeaf = `${dir}/${SERVER_LEAF}`;
+    await makeDir(serverLeaf);
+    await writeFile(`${serverLeaf}/cgroup.procs`, String(pid));
+    return true;
+  };
   for (const dir of chain) {
     const available = words(await readFile(`${dir}/cgroup.controllers`));
     const enabled = words(await readFile(`${dir}/cgroup.subtree_control`));
@@ -149,35 +158,30 @@ export async function createV2Driver(
       available.includes(c) && !enabled.includes(c)
     );
     if (missing.length === 0) continue;
-    const isRoot = dir === mount.mountPoint.replace(/\/$/, "");
-    if (!isRoot && dir === ownDir) {
-      const pids = await readPids(`${dir}/cgroup.procs`);
-      if (pids.includes(pid)) {
-        serverLeaf = `${dir}/${SERVER_LEAF}`;
-        await makeDir(serverLeaf);
-        await writeFile(`${serverLeaf}/cgroup.procs`, String(pid));
-      }
-    }
+    // The real root may hold processes; any other cgroup may not.
+    if (dir !== mount.mountPoint.replace(/\/$/, "")) await leaveOwnCgroup(dir);
+    const file = `${dir}/cgroup.subtree_control`;
+    const value = missing.map((c) => `+${c}`).join(" ");
     try {
-      await Deno.writeTextFile(
-        `${dir}/cgroup.subtree_control`,
-        missing.map((c) => `+${c}`).join(" "),
-      );
+      try {
+        await Deno.writeTextFile(file, value);
+      } catch (error) {
+        // The root of a cgroup namespace looks like the root but is not.
+        if (!isBusy(error) || !(await leaveOwnCgroup(dir))) throw error;
+        await Deno.writeTextFile(file, value);
+      }
     } catch (error) {
       if (isBusy(error)) {
         throw new Error(
           `Failed to enable the ${
             missing.join(", ")
-          } controllers in ${dir}/cgroup.subtree_control: the cgroup holds other processes (pids ${
+          } controllers in ${file}: the cgroup holds other processes (pids ${
             (await readPids(`${dir}/cgroup.procs`)).join(" ")
           }) and cgroup v2 forbids controllers on a cgroup with processes; point --cgroup-parent at an empty cgroup of its own`,
           { cause: error },
         );
       }
-      throw cgroupError(
-        `enable ${missing.join(", ")} in ${dir}/cgroup.subtree_control`,
-        error,
-      );
+      throw cgroupError(`enable ${missing.join(", ")} in ${file}`, error);
     }
   }
   const controllers = words(

@@ -178,6 +178,46 @@ Deno.test({
 
 Deno.test({
   name:
+    "v2: at the root of a cgroup namespace the server still moves to a leaf",
+  ignore: !realV2,
+  async fn() {
+    const { dir } = await serverCgroup(v2!);
+    // The mount seen from inside a cgroup namespace: its root is our cgroup,
+    // which looks like the root but is bound by the no-internal-process rule.
+    const nsMount: CgroupMount = {
+      version: 2,
+      mountPoint: dir,
+      root: "/",
+      controllers: [],
+    };
+    const server = new Deno.Command("/bin/sleep", { args: ["60"] }).spawn();
+    try {
+      await Deno.writeTextFile(`${dir}/cgroup.procs`, String(server.pid));
+      const driver = await createV2Driver({
+        mount: nsMount,
+        mounts: [nsMount],
+        memberships: [{ id: 0, controllers: [], path: "/" }],
+        pid: server.pid,
+      });
+      assert.equal(driver.serverLeaf, `${dir}/telejob-server`);
+      assert.equal(
+        read(`${dir}/telejob-server/cgroup.procs`),
+        String(server.pid),
+      );
+      assert.ok(driver.controllers.includes("cpu"), driver.parent);
+      const cgroup = await driver.create("ns", { pids: 5 });
+      await cgroup.remove();
+    } finally {
+      server.kill("SIGKILL");
+      await server.status;
+      await removeDir(`${dir}/telejob-server`);
+      await removeDir(dir);
+    }
+  },
+});
+
+Deno.test({
+  name:
     "v2 lifecycle on a controller-less cgroup2 mount: entry, signal, cgroup.kill, removal",
   ignore: bare === undefined,
   async fn() {
