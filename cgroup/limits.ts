@@ -39,8 +39,10 @@ export function hostCpus(): number {
 let memTotal: number | undefined;
 
 /**
- * Physical memory of this host in bytes. A limit above it cannot bind, since
- * swap is disabled for limited jobs.
+ * Physical memory of this host in bytes, rounded up to a whole GiB (MemTotal
+ * leaves out what the kernel reserved at boot, so a 2 GiB machine reports a
+ * little less and `2G` should still be accepted). A larger limit could never
+ * bind, since swap is disabled for limited jobs.
  */
 export function hostMemoryBytes(): number {
   if (memTotal === undefined) {
@@ -48,7 +50,7 @@ export function hostMemoryBytes(): number {
       const text = Deno.readTextFileSync("/proc/meminfo");
       const kib = Number(/^MemTotal:\s+(\d+) kB/m.exec(text)?.[1]);
       memTotal = Number.isFinite(kib) && kib > 0
-        ? kib * 1024
+        ? Math.ceil(kib / 1024 ** 2) * 1024 ** 3
         : Number.MAX_SAFE_INTEGER;
     } catch {
       memTotal = Number.MAX_SAFE_INTEGER;
