@@ -145,7 +145,8 @@ const JOB_FLAGS: FlagSpec[] = [
 ];
 
 const TABLE_NOTES =
-  `STATE is running, or for an ended job: stopped (by a user), exited, or lost
+  `An OWNER column appears when the table shows other users' jobs (admins).
+STATE is running, or for an ended job: stopped (by a user), exited, or lost
 (it was running when an earlier server process died). EXIT is the exit code,
 the name of the signal that ended it, oom (killed by the out-of-memory
 killer), stopped (by a user), or output-limit (its output reached the cap).
@@ -269,7 +270,9 @@ async function printJobs(ctx: Context, jobs: Job[], single: boolean) {
   if (ctx.json) {
     await ctx.out.json(single ? jobJson(jobs[0]) : jobs.map(jobJson));
   } else {
-    await ctx.out.text(jobTable(jobs, { layout: ctx.layout }));
+    // Only an admin sees other users' jobs; they get an OWNER column.
+    const owner = jobs.some((job) => job.owner !== ctx.conn.user);
+    await ctx.out.text(jobTable(jobs, { layout: ctx.layout, owner }));
   }
 }
 

@@ -106,22 +106,31 @@ export function commandLine(command: string, args: readonly string[]): string {
 export interface TableOptions extends FormatOptions {
   /** Go layout for STARTED and STOPPED (see `time_format.ts`). */
   layout: string;
+  /**
+   * Adds an OWNER column after ID: for an admin looking at other users'
+   * jobs. Without it the table is exactly the seed's.
+   */
+  owner?: boolean;
 }
 
 /** Renders the seed's table for `jobs`, heading first. */
 export function jobTable(jobs: readonly Job[], options: TableOptions): string {
   const time = (d: Date | undefined) =>
     d ? formatTime(d, options.layout, options) : "";
+  const withOwner = (row: string[], owner: string) =>
+    options.owner ? [row[0], owner, ...row.slice(1)] : row;
   return formatTable([
-    HEADER,
-    ...jobs.map((job) => [
-      job.id,
-      commandLine(job.command, job.args),
-      jobState(job),
-      time(job.startedAt),
-      time(job.endedAt),
-      jobExit(job),
-    ]),
+    withOwner([...HEADER], "OWNER"),
+    ...jobs.map((job) =>
+      withOwner([
+        job.id,
+        commandLine(job.command, job.args),
+        jobState(job),
+        time(job.startedAt),
+        time(job.endedAt),
+        jobExit(job),
+      ], job.owner)
+    ),
   ]);
 }
 

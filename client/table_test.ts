@@ -126,3 +126,17 @@ Deno.test("jobJson: the API's fields plus the table's state and exit", () => {
   assert.equal(running.exitCode, null);
   assert.deepEqual(JSON.parse(JSON.stringify(running)), running);
 });
+
+Deno.test("an OWNER column only when asked (an admin's view)", () => {
+  const jobs = [
+    job({ owner: "client1", exitCode: 0 }),
+    job({ id: "2", owner: "client2", exitCode: 1 }),
+  ];
+  assert.equal(
+    jobTable(jobs, { ...utc, owner: true }),
+    "ID  OWNER    COMMAND    STATE   STARTED   STOPPED   EXIT\n" +
+      "1   client1  sleep 100  exited  10:29:24  10:30:10  0\n" +
+      "2   client2  sleep 100  exited  10:29:24  10:30:10  1\n",
+  );
+  assert.ok(jobTable(jobs, utc).startsWith("ID  COMMAND    STATE"));
+});

@@ -118,10 +118,14 @@ class Follower {
     while (!this.#text.includes(needle)) {
       const { value, done } = await this.#reader.read();
       if (done) {
+        const [status, err] = await Promise.all([
+          this.child.status,
+          new Response(this.child.stderr).text(),
+        ]);
         throw new Error(
           `output ended before ${JSON.stringify(needle)}: ${
             JSON.stringify(this.#text)
-          }`,
+          }; exit ${status.code}, stderr: ${err}`,
         );
       }
       this.#text += this.#decoder.decode(value, { stream: true });
@@ -383,7 +387,11 @@ Deno.test("telejob CLI against telejob-server over mutual TLS", async (t) => {
         );
         assert.ok(!theirs.some((j: { id: string }) => j.id === id));
         const all = await ok(server, ["list"], { user: "admin" });
-        assert.match(all, new RegExp(`^${id} +sleep 30 +running`, "m"));
+        assert.match(all, /^ID +OWNER +COMMAND +STATE/);
+        assert.match(
+          all,
+          new RegExp(`^${id} +client1 +sleep 30 +running`, "m"),
+        );
         await ok(server, ["stop", "--grace", "0", id], { user: "admin" });
         const status = JSON.parse(
           await ok(server, ["-o", "json", "status", id]),
