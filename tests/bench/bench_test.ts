@@ -13,6 +13,7 @@ import {
   parseSize,
   percentile,
   runConcurrent,
+  runFor,
   summarize,
   verdict,
 } from "./stats.ts";
@@ -195,4 +196,24 @@ Deno.test("Cleanup runs every step newest first, also after one fails", async ()
   assert.deepEqual(order, ["c", "a"]);
   await cleanup.run();
   assert.deepEqual(order, ["c", "a"]);
+});
+
+Deno.test("runFor keeps the lanes busy until the duration has passed", async () => {
+  let clock = 0;
+  let running = 0;
+  let peak = 0;
+  const run = await runFor(10, 3, async () => {
+    running++;
+    peak = Math.max(peak, running);
+    await Promise.resolve();
+    clock++;
+    running--;
+  }, { now: () => clock });
+  assert.equal(peak, 3);
+  assert.ok(run.count >= 10 && run.count <= 12, `count ${run.count}`);
+  assert.equal(run.elapsedMs, clock);
+  await assert.rejects(
+    () => runFor(10, 2, () => Promise.reject(new Error("down"))),
+    /down/,
+  );
 });

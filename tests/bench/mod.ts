@@ -137,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const machine = await machineInfo();
   const root = await Deno.makeTempDir({ prefix: "telejob-bench-" });
-  const cgroupParent = `telejob-bench-${Deno.pid}`;
+  const cgroupParent = `tjbench-${Deno.pid}`;
   const state: RunState = { interrupted: false };
   const onSignal = () => {
     if (state.interrupted) return;

@@ -130,6 +130,47 @@ export async function runConcurrent<T>(
   return { results, errors, maxInFlight, elapsedMs: now() - started };
 }
 
+/** Options of {@linkcode runFor}. */
+export interface RunForOptions {
+  /** Clock in milliseconds (default `performance.now`); replaceable in tests. */
+  now?: () => number;
+}
+
+/**
+ * Keeps `inFlight` calls of `fn` pending until `durationMs` has passed, then
+ * waits for the last ones; returns how many completed and how long it took.
+ * A failing call ends the run and is thrown.
+ */
+export async function runFor(
+  durationMs: number,
+  inFlight: number,
+  fn: () => Promise<unknown>,
+  options: RunForOptions = {},
+): Promise<{ count: number; elapsedMs: number }> {
+  if (!Number.isInteger(inFlight) || inFlight < 1) {
+    throw new RangeError(
+      `inFlight must be a positive integer, got ${inFlight}`,
+    );
+  }
+  const now = options.now ?? (() => performance.now());
+  const started = now();
+  let count = 0;
+  let failed = false;
+  const lane = async (): Promise<void> => {
+    while (!failed && now() - started < durationMs) {
+      try {
+        await fn();
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+      count++;
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, lane));
+  return { count, elapsedMs: now() - started };
+}
+
 /** Benchmark sections that can be run on their own. */
 export const SECTIONS = ["floor", "engine", "api"] as const;
 /** One benchmark section. */

@@ -80,7 +80,7 @@ async function main(): Promise<void> {
       /\/$/,
       "",
     ),
-    cgroupParent: values["cgroup-parent"] ?? `telejob-bench-${Deno.pid}`,
+    cgroupParent: values["cgroup-parent"] ?? `tjbench-${Deno.pid}`,
     rec,
     cleanup,
     floors: values.floors
