@@ -114,10 +114,12 @@ export async function createV1Driver(
         `Cannot use cgroup v1 hierarchy ${mount.mountPoint}: this process is not listed in it in /proc/self/cgroup; check the cgroup mounts`,
       );
     }
-    const own = pathBelowMount(mount, membership.path);
+    const own = options.parent?.startsWith("/")
+      ? "/"
+      : pathBelowMount(mount, membership.path);
     if (own === undefined) {
       throw new Error(
-        `Cannot use cgroup v1 hierarchy ${mount.mountPoint}: this process's cgroup ${membership.path} is not visible below the mount (root ${mount.root}); mount the hierarchy's root or pass --cgroup-parent`,
+        `Cannot use cgroup v1 hierarchy ${mount.mountPoint}: this process's cgroup ${membership.path} is not visible below the mount (root ${mount.root}); mount the hierarchy's root or pass an absolute --cgroup-parent`,
       );
     }
     const parentPath = resolveParent(own, options.parent);

@@ -248,3 +248,23 @@ Deno.test("v1 discovery: clear errors when nothing usable is mounted", async () 
     /cgroup \/elsewhere is not visible below the mount \(root \/docker\/1\)/,
   );
 });
+
+Deno.test("v1 discovery: an absolute parent works when our own cgroup is hidden", async () => {
+  const root = await Deno.makeTempDir({ prefix: "telejob-v1-fake-" });
+  try {
+    const driver = await createV1Driver({
+      parent: "/jobs",
+      mounts: [{
+        version: 1,
+        mountPoint: `${root}/memory`,
+        root: "/docker/1",
+        controllers: ["memory"],
+      }],
+      memberships: [{ id: 4, controllers: ["memory"], path: "/elsewhere" }],
+    });
+    assert.deepEqual(driver.parentDirs, [`${root}/memory/jobs`]);
+    assert.ok((await Deno.stat(`${root}/memory/jobs`)).isDirectory);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

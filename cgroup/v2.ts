@@ -121,19 +121,21 @@ export async function createV2Driver(
     );
   }
   const own = pathBelowMount(mount, membership.path);
-  if (own === undefined) {
+  if (own === undefined && !options.parent?.startsWith("/")) {
     throw new Error(
-      `This process's cgroup ${membership.path} is not visible below ${mount.mountPoint} (root ${mount.root}); mount the hierarchy's root or pass --cgroup-parent`,
+      `This process's cgroup ${membership.path} is not visible below ${mount.mountPoint} (root ${mount.root}); mount the hierarchy's root or pass an absolute --cgroup-parent`,
     );
   }
-  const parentPath = resolveParent(own, options.parent);
-  const ownDir = joinCgroupPath(mount.mountPoint, own);
+  const parentPath = resolveParent(own ?? "/", options.parent);
+  const ownDir = own === undefined
+    ? undefined
+    : joinCgroupPath(mount.mountPoint, own);
   const parentDir = joinCgroupPath(mount.mountPoint, parentPath);
   await makeDir(parentDir);
 
   // Every cgroup from our own down to the parent must pass the controllers on.
   const chain = [parentDir];
-  if (parentDir.startsWith(ownDir + "/")) {
+  if (ownDir !== undefined && parentDir.startsWith(ownDir + "/")) {
     chain.unshift(ownDir);
     const below = parentDir.slice(ownDir.length + 1).split("/");
     for (let i = 1; i < below.length; i++) {

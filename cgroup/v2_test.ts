@@ -376,3 +376,34 @@ Deno.test("v2 discovery ignores a cgroup2 mount without cpu, memory, io or pids"
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("v2 discovery: our own cgroup hidden needs an absolute parent", async () => {
+  const root = await fakeTree({
+    "cgroup.controllers": ALL,
+    "cgroup.subtree_control": "cpu io memory pids\n",
+    "jobs/cgroup.controllers": ALL,
+    "jobs/cgroup.subtree_control": "cpu io memory pids\n",
+  });
+  try {
+    const mount: CgroupMount = {
+      version: 2,
+      mountPoint: root,
+      root: "/ns",
+      controllers: [],
+    };
+    const memberships = [{ id: 0, controllers: [], path: "/elsewhere" }];
+    await assert.rejects(
+      () => createV2Driver({ mounts: [mount], memberships }),
+      /cgroup \/elsewhere is not visible below .*pass an absolute --cgroup-parent/,
+    );
+    const driver = await createV2Driver({
+      parent: "/jobs",
+      mounts: [mount],
+      memberships,
+    });
+    assert.equal(driver.parentDir, `${root}/jobs`);
+    assert.equal(driver.serverLeaf, undefined);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
