@@ -161,18 +161,16 @@ export class V1Driver implements CgroupDriver {
   async create(name: string, limits: Limits): Promise<V1JobCgroup> {
     const job = this.open(name);
     this.#checkControllers(limits);
-    const created: string[] = [];
+    // The hierarchies are independent, so their directories are made at once.
+    const dirs = [...new Set(job.dirs.values())];
+    const made = await Promise.allSettled(dirs.map((dir) => makeJobDir(dir)));
+    const created = dirs.filter((_, i) => made[i].status === "fulfilled");
     try {
-      for (const dir of job.dirs.values()) {
-        if (created.includes(dir)) continue;
-        await makeJobDir(dir);
-        created.push(dir);
-      }
+      const failed = made.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
       await applyLimits(job, limits);
     } catch (error) {
-      for (const dir of created.reverse()) {
-        await removeDir(dir).catch(() => {});
-      }
+      await Promise.all(created.map((dir) => removeDir(dir).catch(() => {})));
       throw error;
     }
     return job;
@@ -219,30 +217,33 @@ export class V1Driver implements CgroupDriver {
 
 async function applyLimits(job: V1JobCgroup, limits: Limits): Promise<void> {
   const cpu = job.dirs.get("cpu");
-  if (limits.cpu !== undefined && cpu) {
-    await writeFile(`${cpu}/cpu.cfs_period_us`, "100000");
-    await writeFile(
-      `${cpu}/cpu.cfs_quota_us`,
-      String(Math.max(1000, Math.round(limits.cpu * 100000))),
-    );
-  }
   const memory = job.dirs.get("memory");
+  const pids = job.dirs.get("pids");
+  const blkio = job.dirs.get("blkio");
+  const writes: Promise<void>[] = [];
+  if (limits.cpu !== undefined && cpu) {
+    const quota = String(Math.max(1000, Math.round(limits.cpu * 100000)));
+    writes.push((async () => {
+      await writeFile(`${cpu}/cpu.cfs_period_us`, "100000");
+      await writeFile(`${cpu}/cpu.cfs_quota_us`, quota);
+    })());
+  }
   if (limits.memoryBytes !== undefined && memory) {
     const bytes = String(limits.memoryBytes);
-    // The memory limit must be set before memsw, which may not be below it.
-    await writeFile(`${memory}/memory.limit_in_bytes`, bytes);
-    if (await exists(`${memory}/memory.memsw.limit_in_bytes`)) {
-      await writeFile(`${memory}/memory.memsw.limit_in_bytes`, bytes);
-    } else {
-      // Without swap accounting, keep the job's memory out of swap instead.
-      await writeFile(`${memory}/memory.swappiness`, "0");
-    }
+    writes.push((async () => {
+      // The memory limit must be set before memsw, which may not be below it.
+      await writeFile(`${memory}/memory.limit_in_bytes`, bytes);
+      if (await exists(`${memory}/memory.memsw.limit_in_bytes`)) {
+        await writeFile(`${memory}/memory.memsw.limit_in_bytes`, bytes);
+      } else {
+        // Without swap accounting, keep the job's memory out of swap instead.
+        await writeFile(`${memory}/memory.swappiness`, "0");
+      }
+    })());
   }
-  const pids = job.dirs.get("pids");
   if (limits.pids !== undefined && pids) {
-    await writeFile(`${pids}/pids.max`, String(limits.pids));
+    writes.push(writeFile(`${pids}/pids.max`, String(limits.pids)));
   }
-  const blkio = job.dirs.get("blkio");
   if (blkio) {
     for (const io of limits.io ?? []) {
       const device = `${io.major}:${io.minor}`;
@@ -254,14 +255,18 @@ async function applyLimits(job: V1JobCgroup, limits: Limits): Promise<void> {
       ];
       for (const [value, file] of files) {
         if (value !== undefined) {
-          await writeFile(
-            `${blkio}/blkio.throttle.${file}`,
-            `${device} ${value}`,
+          writes.push(
+            writeFile(`${blkio}/blkio.throttle.${file}`, `${device} ${value}`),
           );
         }
       }
     }
   }
+  // Each controller's files are independent of the others': write them at
+  // once, and wait for all before reporting the first failure.
+  const results = await Promise.allSettled(writes);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
 }
 
 /** One job's cgroup: a directory in each v1 hierarchy. */
@@ -284,11 +289,8 @@ export class V1JobCgroup implements JobCgroup {
 
   /** Pids in any of the job's hierarchies (a starting job may be in some). */
   async pids(): Promise<number[]> {
-    const all = new Set<number>();
-    for (const file of this.procsFiles) {
-      for (const pid of await readPids(file)) all.add(pid);
-    }
-    return [...all].sort((a, b) => a - b);
+    const lists = await Promise.all(this.procsFiles.map((f) => readPids(f)));
+    return [...new Set(lists.flat())].sort((a, b) => a - b);
   }
 
   /** Sends `signal` to every process of the job. */
@@ -385,14 +387,12 @@ export class V1JobCgroup implements JobCgroup {
 
   /** Removes the directory in every hierarchy, retrying while busy. */
   async remove(): Promise<void> {
-    const errors: unknown[] = [];
-    for (const dir of new Set(this.dirs.values())) {
-      try {
-        await removeDir(dir);
-      } catch (error) {
-        errors.push(error);
-      }
-    }
+    const results = await Promise.allSettled(
+      [...new Set(this.dirs.values())].map((dir) => removeDir(dir)),
+    );
+    const errors = results.flatMap((r) =>
+      r.status === "rejected" ? [r.reason] : []
+    );
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) {
       throw new AggregateError(
