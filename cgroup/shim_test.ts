@@ -175,3 +175,25 @@ Deno.test("many and large arguments pass through", async () => {
   ]);
   assert.equal(r.output, "5001\n100000\n");
 });
+
+Deno.test("the shim needs no PATH: it uses shell builtins only", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const shim = shimCommand("/bin/echo", ["hi"], {
+      procsFiles: [`${dir}/procs`],
+      outputPath: `${dir}/out`,
+    });
+    const status = await new Deno.Command(shim.program, {
+      args: shim.args,
+      clearEnv: true,
+      env: {},
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    assert.equal(status.code, 0);
+    assert.equal(await Deno.readTextFile(`${dir}/out`), "hi\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
