@@ -13,8 +13,11 @@
  * @module
  */
 
-/** Size of one reader's buffer: the bound on server memory per reader. */
-export const READ_CHUNK_BYTES = 64 * 1024;
+/**
+ * Size of one reader's buffer. A reader holds at most this buffer and the
+ * chunk it last yielded, which bounds server memory per reader.
+ */
+export const READ_CHUNK_BYTES = 256 * 1024;
 
 interface Waiter {
   promise: Promise<void>;
@@ -190,7 +193,7 @@ export async function* readOutput(
       ? Math.max(0, Math.min(size, source.limit) - options.tail)
       : options.offset ?? 0;
     if (position > 0) await file.seek(position, Deno.SeekMode.Start);
-    const buffer = new Uint8Array(READ_CHUNK_BYTES);
+    let buffer = new Uint8Array(READ_CHUNK_BYTES);
     // Without follow, "the current end" is the size when reading began.
     let end = follow ? source.limit : Math.min(size, source.limit);
     let abortPromise: Promise<void> | undefined;
@@ -213,7 +216,17 @@ export async function* readOutput(
         const n = await file.read(buffer.subarray(0, want));
         if (n === null || n === 0) break;
         position += n;
-        yield buffer.slice(0, n);
+        if (n >= buffer.length / 2) {
+          // Hand the buffer itself over and read on into a new one: no copy
+          // for bulk data, and still at most two buffers per reader.
+          const chunk = buffer.subarray(0, n);
+          buffer = new Uint8Array(READ_CHUNK_BYTES);
+          yield chunk;
+        } else {
+          // A small read (a follower's next line): copy it out so a chunk
+          // kept by the consumer does not pin a whole buffer.
+          yield buffer.slice(0, n);
+        }
       }
       if (ended || signal?.aborted) return;
       await (abortPromise ? Promise.race([changed, abortPromise]) : changed);
