@@ -5,6 +5,7 @@
  * @module
  */
 import type { TelejobClient } from "../../proto/gen/telejob/v1/telejob.ts";
+import { READ_CHUNK_BYTES } from "../../server/jobs/output.ts";
 import type { SectionContext } from "./context.ts";
 import {
   type ClientCerts,
@@ -475,7 +476,7 @@ export async function runApi(ctx: SectionContext): Promise<void> {
     floor: f.stream1,
     target: { op: ">=", value: 200 },
     detail: `${formatBytes(streamBytes)} of finished output, follow=true; ` +
-      `floor: bare grpc-js streaming 64 KiB messages` +
+      `floor: bare grpc-js streaming ${READ_CHUNK_BYTES / 1024} KiB messages` +
       (floors["engine.replay1"] === undefined
         ? ""
         : `; engine alone ${floors["engine.replay1"].toFixed(0)} MB/s`),

@@ -10,6 +10,8 @@ import {
   type JobCgroup,
 } from "../../cgroup/mod.ts";
 import { JobEngine } from "../../server/jobs/mod.ts";
+import { resolveCommand } from "../../server/jobs/command.ts";
+import { JobStore } from "../../server/jobs/store.ts";
 import type { Limits } from "../../cgroup/types.ts";
 import type { SectionContext } from "./context.ts";
 import {
@@ -229,6 +231,41 @@ export async function runEngine(ctx: SectionContext): Promise<void> {
     if (!shutDown) await engine.shutdown({ graceMs: 0 });
   });
 
+  console.error("engine: spawn floor at this process's size");
+  // The same spawn as the engine's (shim through /bin/sh, own session, clean
+  // environment) from this process, now that it holds the engine: the cost
+  // of fork() grows with the parent's mapped memory.
+  const shimArgs = ["-c", 'exec "$0" "$@"', "/bin/true"];
+  for (
+    const [key, label, options] of [
+      ["plain", "posix_spawn", {}],
+      ["detached", "detached (fork)", {
+        detached: true,
+        clearEnv: true,
+        env: { PATH: "/usr/bin:/bin" },
+        cwd: "/",
+      }],
+    ] as const
+  ) {
+    const t = await spawnLatencies(
+      "/bin/sh",
+      shimArgs,
+      plan.latencyCount / 2,
+      options,
+    );
+    rec.add({
+      key: `engine.floor_spawn_${key}.p50`,
+      label: `floor here: spawn sh shim, ${label}, p50`,
+      value: summarize(t.spawn).p50,
+      unit: "ms",
+      detail:
+        `${t.spawn.length} serial Deno.Command spawns from the engine's ` +
+        `process (RSS ${((await readMemory()).rss / 1e6).toFixed(0)} MB)`,
+    });
+  }
+
+  await measureStartParts(ctx, raw);
+
   console.error("engine: start latency");
   const ids: string[] = [];
   for (let i = 0; i < 20; i++) {
@@ -394,7 +431,9 @@ async function measureOutput(
     unit: "MB/s",
     floor: floors["floor.read1"],
     target: { op: ">=", value: 1000 },
-    detail: `${formatBytes(one)} from the page cache; floor: 64 KiB file reads`,
+    detail: `${
+      formatBytes(one)
+    } from the page cache; floor: plain file reads of the same size`,
   });
 
   console.error(`engine: output throughput to ${plan.manyFollowers} followers`);
@@ -589,4 +628,82 @@ async function measureRamp(
         last?.fds ?? 0
       } fds)`,
   );
+}
+
+/**
+ * The steps of a start, each timed alone with the engine's own modules and
+ * the real driver, serially: PATH lookup, job-store insert, output file
+ * creation, cgroup creation and limit writes. With the spawn floor measured
+ * above they account for a start.
+ */
+async function measureStartParts(
+  ctx: SectionContext,
+  driver: CgroupDriver,
+): Promise<void> {
+  const { plan, rec } = ctx;
+  console.error("engine: the parts of a start, each alone");
+  const n = plan.latencyCount / 2;
+  const time = async (fn: (i: number) => Promise<unknown> | unknown) => {
+    const xs: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await fn(i);
+      xs.push(performance.now() - t0);
+    }
+    return summarize(xs).p50;
+  };
+  const dir = `${ctx.workDir}/parts`;
+  await Deno.mkdir(dir, { recursive: true });
+  const store = JobStore.open(`${dir}/jobs.db`);
+  const created: JobCgroup[] = [];
+  const undo = ctx.cleanup.defer("close the parts store", async () => {
+    store.close();
+    for (const cg of created) await cg.remove();
+  });
+  const parts: [string, string, number][] = [
+    [
+      "resolve",
+      "resolve the command on PATH",
+      await time(() => resolveCommand({ command: "true" })),
+    ],
+    [
+      "insert",
+      "job-store insert (node:sqlite, WAL)",
+      await time(() =>
+        store.insert({
+          owner: USER,
+          command: "/usr/bin/true",
+          args: [],
+          cwd: "/",
+          startedAt: new Date(),
+          limits: {},
+        })
+      ),
+    ],
+    [
+      "output",
+      "create the output file",
+      await time((i) => Deno.writeFile(`${dir}/${i}.out`, new Uint8Array(0))),
+    ],
+    [
+      "cgroup",
+      `cgroup create (v${driver.version}), no limits`,
+      await time(async (i) => {
+        // Removal is not part of a start: all are removed afterwards.
+        created.push(await driver.create(`parts-${i}`, {}));
+      }),
+    ],
+  ];
+  undo();
+  store.close();
+  for (const cg of created) await cg.remove();
+  for (const [key, label, value] of parts) {
+    rec.add({
+      key: `engine.part_${key}.p50`,
+      label: `part of a start: ${label}, p50`,
+      value,
+      unit: "ms",
+      detail: `${n} serial calls, each alone`,
+    });
+  }
 }

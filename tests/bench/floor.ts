@@ -4,6 +4,7 @@
  * read against it.
  * @module
  */
+import { READ_CHUNK_BYTES } from "../../server/jobs/output.ts";
 import type { SectionContext } from "./context.ts";
 import { fdHardLimit, perChild, ramp } from "./ramp.ts";
 import { mbPerSecond, runConcurrent, summarize } from "./stats.ts";
@@ -18,15 +19,20 @@ export interface SpawnLatencies {
   exit: number[];
 }
 
-/** Spawns `command` `count` times, one after the other. */
+/**
+ * Spawns `command` `count` times, one after the other. `options` go to
+ * `Deno.Command` as they are (e.g. `detached`, which makes Deno fork
+ * instead of using posix_spawn).
+ */
 export async function spawnLatencies(
   command: string,
   args: string[],
   count: number,
+  options: Deno.CommandOptions = {},
 ): Promise<SpawnLatencies> {
   const spawn: number[] = [];
   const exit: number[] = [];
-  const cmd = new Deno.Command(command, { args, ...NULL_IO });
+  const cmd = new Deno.Command(command, { args, ...NULL_IO, ...options });
   for (let i = 0; i < count; i++) {
     const t0 = performance.now();
     const child = cmd.spawn();
@@ -66,10 +72,10 @@ export async function writeZeros(path: string, bytes: number): Promise<void> {
   }
 }
 
-/** Reads `path` to its end in 64 KiB reads (the engine's chunk size). */
+/** Reads `path` to its end in reads of the engine's chunk size. */
 export async function readFileBytes(path: string): Promise<number> {
   using file = await Deno.open(path);
-  const buffer = new Uint8Array(64 * 1024);
+  const buffer = new Uint8Array(READ_CHUNK_BYTES);
   let total = 0;
   for (;;) {
     const n = await file.read(buffer);
@@ -108,6 +114,19 @@ export async function runFloor(ctx: SectionContext): Promise<void> {
     value: exit.p50,
     unit: "ms",
     detail,
+  });
+
+  const detached = await spawnLatencies("/bin/true", [], plan.latencyCount, {
+    detached: true,
+  });
+  rec.add({
+    key: "floor.spawn_detached.p50",
+    label: "spawn /bin/true with detached: true p50",
+    value: summarize(detached.spawn).p50,
+    unit: "ms",
+    detail: `${plan.latencyCount} serial spawns; detached (setsid) makes ` +
+      `Deno fork() instead of posix_spawn, so its cost grows with the ` +
+      `parent's memory`,
   });
 
   console.error("floor: /bin/sh exec shim");
@@ -227,7 +246,7 @@ export async function runFloor(ctx: SectionContext): Promise<void> {
   const read = await readFileBytes(file);
   rec.add({
     key: "floor.read1",
-    label: "read the file, 64 KiB reads",
+    label: `read the file, ${READ_CHUNK_BYTES / 1024} KiB reads`,
     value: mbPerSecond(read, performance.now() - t0),
     unit: "MB/s",
     detail: `${read / 2 ** 20} MiB from the page cache`,
@@ -245,9 +264,9 @@ export async function runFloor(ctx: SectionContext): Promise<void> {
     label: `${plan.manyFollowers} readers of one file, aggregate`,
     value: mbPerSecond(total, performance.now() - t0),
     unit: "MB/s",
-    detail: `${plan.manyFollowers} x ${
-      plan.manyFollowerBytes / 2 ** 20
-    } MiB, 64 KiB reads`,
+    detail: `${plan.manyFollowers} x ${plan.manyFollowerBytes / 2 ** 20} MiB, ${
+      READ_CHUNK_BYTES / 1024
+    } KiB reads`,
   });
   await Deno.remove(file);
 }

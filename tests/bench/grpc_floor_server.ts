@@ -2,7 +2,7 @@
  * The API section's floor: a bare grpc-js server on Deno speaking the same
  * `telejob.v1.Telejob` service over mutual TLS with the same certificates,
  * with no engine behind it. `Start` and `Status` answer at once; `Logs`
- * streams zeros in 64 KiB messages (the engine's chunk size), as many bytes
+ * streams zeros in messages of the engine's read chunk size, as many bytes
  * as the request's `id` field says. Prints `PORT <n>` when listening.
  *
  *     deno run -A tests/bench/grpc_floor_server.ts TESTDATA_DIR
@@ -15,9 +15,10 @@ import {
   TelejobService,
 } from "../../proto/gen/telejob/v1/telejob.ts";
 import { protectSession } from "../../server/goaway.ts";
+import { READ_CHUNK_BYTES } from "../../server/jobs/output.ts";
 import { hookHttp2Servers } from "../../server/tls.ts";
 
-const CHUNK = new Uint8Array(64 * 1024);
+const CHUNK = new Uint8Array(READ_CHUNK_BYTES);
 
 async function main(testdata: string): Promise<void> {
   const server = new grpc.Server();
