@@ -6,7 +6,8 @@ set -eu
 cd "$(dirname "$0")/../.."
 
 if [ "$#" -eq 0 ]; then
-  set -- tests/vm/harness_test.ts cgroup/enforcement_test.ts tests/vm/v2_delegation_test.ts
+  set -- tests/vm/harness_test.ts cgroup/enforcement_test.ts \
+    tests/vm/v2_delegation_test.ts tests/vm/v2_engine_test.ts
 fi
 
 sh tests/vm/setup.sh
