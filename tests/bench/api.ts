@@ -222,6 +222,9 @@ async function measureGrpc(
     statusId: string;
     streamId: string;
     streamBytes: number;
+    /** A job id whose output each of the many followers reads. */
+    streamManyId: string;
+    streamManyBytes: number;
     label: string;
   },
 ): Promise<GrpcNumbers> {
@@ -271,7 +274,7 @@ async function measureGrpc(
   await Promise.all(followers.map((c) => waitReady(c, 10_000)));
   t0 = performance.now();
   const got = await Promise.all(
-    followers.map((c) => readLogs(c, options.streamId, true)),
+    followers.map((c) => readLogs(c, options.streamManyId, true)),
   );
   const streamMany = mbPerSecond(
     got.reduce((a, b) => a + b, 0),
@@ -343,6 +346,8 @@ export async function runApi(ctx: SectionContext): Promise<void> {
     // The floor server's Logs sends as many bytes as the id says.
     streamId: String(streamBytes),
     streamBytes,
+    streamManyId: String(plan.streamManyBytes),
+    streamManyBytes: plan.streamManyBytes,
     label: "floor server",
   });
   floorServer.child.kill("SIGTERM");
@@ -435,6 +440,12 @@ export async function runApi(ctx: SectionContext): Promise<void> {
     ["-c", String(streamBytes), "/dev/zero"],
   );
   await waitJobFinished(client, streamId);
+  const streamManyId = await startJob(
+    client,
+    "head",
+    ["-c", String(plan.streamManyBytes), "/dev/zero"],
+  );
+  await waitJobFinished(client, streamManyId);
 
   const t = await measureGrpc(ctx, {
     port: server.port,
@@ -442,6 +453,8 @@ export async function runApi(ctx: SectionContext): Promise<void> {
     statusId: lastId,
     streamId,
     streamBytes,
+    streamManyId,
+    streamManyBytes: plan.streamManyBytes,
     label: "telejob-server",
   });
   rec.add({
@@ -488,7 +501,7 @@ export async function runApi(ctx: SectionContext): Promise<void> {
     unit: "MB/s",
     floor: f.streamMany,
     detail: `${plan.streamFollowers} clients, one connection each, ` +
-      `${formatBytes(streamBytes)} each`,
+      `${formatBytes(plan.streamManyBytes)} each`,
   });
   rec.add({
     key: "api.tls",

@@ -389,7 +389,14 @@ export async function runEngine(ctx: SectionContext): Promise<void> {
   console.error("engine: shutdown");
   const t0 = performance.now();
   shutDown = true;
-  await engine.shutdown({ graceMs: 0 });
+  const finished = await Promise.race([
+    engine.shutdown({ graceMs: 0 }).then(() => true),
+    delay(300_000).then(() => false),
+  ]);
+  if (!finished) {
+    rec.note("engine shutdown did not finish within 300 s");
+    return;
+  }
   rec.add({
     key: "engine.shutdown",
     label: "shutdown with the ramp's jobs running (grace 0)",

@@ -31,8 +31,10 @@ export interface Plan {
   rpcRateMs: number;
   /** `telejob status` invocations. */
   cliCount: number;
-  /** Output streamed through gRPC to each follower. */
+  /** Output streamed through gRPC to one follower. */
   streamBytes: number;
+  /** Output streamed through gRPC to each of the many followers. */
+  streamManyBytes: number;
   /** Followers of the gRPC fan-out measurement (the issue's 16). */
   streamFollowers: number;
   /** New TLS connections to open, one after the other. */
@@ -58,6 +60,7 @@ export const FULL_PLAN: Plan = {
   rpcRateMs: 5000,
   cliCount: 20,
   streamBytes: 1 * GiB,
+  streamManyBytes: 256 * MiB,
   streamFollowers: 16,
   tlsCount: 500,
 };
@@ -78,6 +81,7 @@ export const QUICK_PLAN: Plan = {
   rpcRateMs: 1000,
   cliCount: 3,
   streamBytes: 64 * MiB,
+  streamManyBytes: 16 * MiB,
   streamFollowers: 16,
   tlsCount: 30,
 };

@@ -98,6 +98,9 @@ async function main(): Promise<void> {
   }
   Deno.removeSignalListener("SIGTERM", onTerm);
   await write(result(error));
+  // Whatever a failed section left pending (timers, a stuck engine) must
+  // not keep the worker alive: the parent's backstop removes the rest.
+  Deno.exit(0);
 }
 
 if (import.meta.main) await main();
