@@ -27,5 +27,5 @@ deno_dir=$(deno info --json --no-config | sed -n 's/^ *"denoDir": "\(.*\)",$/\1/
   exit 1
 }
 
-exec tests/vm/run.sh --share "$PWD" --share "$deno_dir" --env "DENO_DIR=$deno_dir" \
+exec tests/vm/run.sh --timeout 600 --share "$PWD" --share "$deno_dir" --env "DENO_DIR=$deno_dir" \
   --env NO_COLOR=1 -- "$deno" test -A --no-check "$@"
