@@ -145,6 +145,24 @@ function parseByteCount(value: unknown, field: string): number | undefined {
   return value;
 }
 
+/**
+ * A start that failed for want of a kernel resource (fds, processes, memory)
+ * is the server being full, which the caller can act on by retrying later.
+ */
+function exhausted(error: unknown): JobError | undefined {
+  const message = error instanceof Error ? error.message : String(error);
+  const match =
+    /too many open files|resource temporarily unavailable|cannot allocate memory|no space left on device/i
+      .exec(message);
+  if (match === null) return undefined;
+  return new JobError(
+    "resource_exhausted",
+    `The server has no room for another job right now (${
+      match[0].toLowerCase()
+    }): retry later or stop a job`,
+  );
+}
+
 /** Signals the job's main process; a no-op once it has been reaped. */
 function signalMain(job: RunningJob, signal: Deno.Signal): void {
   try {
@@ -436,7 +454,12 @@ export class JobEngine {
       child.status.then(
         (status) => this.#end(job, status),
         (error) => this.#end(job, undefined, error),
-      ).then(resolveEnded);
+      ).then(resolveEnded, (error) => {
+        // #end handles its own failures; this only guards stop() callers
+        // against waiting forever on a bug.
+        console.error(`Job ${info.id}: recording its end failed:`, error);
+        resolveEnded(copyInfo(info));
+      });
       return copyInfo(info);
     } catch (error) {
       this.#release(user);
@@ -449,7 +472,7 @@ export class JobEngine {
         const path = this.#output.path(id);
         await settle("output removal", id, () => Deno.remove(path));
       }
-      throw error;
+      throw exhausted(error) ?? error;
     }
   }
 
