@@ -46,6 +46,22 @@ export const DEFAULT_GRACE_MS = 10_000;
 /** Prefix of job cgroup names; the driver lists cgroups by it. */
 export const CGROUP_PREFIX = "telejob-";
 
+// How many jobs' cgroups list() and recovery read at once: enough to hide
+// latency, few enough not to spend the fd budget the jobs need.
+const CGROUP_CONCURRENCY = 32;
+
+/** Runs `work` over `items`, at most CGROUP_CONCURRENCY at a time. */
+async function inParallel<T>(
+  items: readonly T[],
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]);
+  };
+  await Promise.all(Array.from({ length: CGROUP_CONCURRENCY }, worker));
+}
+
 // setTimeout takes a signed 32-bit delay; larger values fire at once.
 const MAX_GRACE_MS = 2 ** 31 - 1;
 
@@ -273,16 +289,20 @@ export class JobEngine {
 
   async #recover(outputDir: string): Promise<void> {
     const stale = new Set(await this.#cgroups.list());
-    for (const job of this.#store.running()) {
+    const lost = this.#store.running();
+    // Claim the lost jobs' cgroups first so the stale sweep below skips them.
+    const owned = new Set(
+      lost.map((job) => CGROUP_PREFIX + job.id).filter((n) => stale.delete(n)),
+    );
+    await inParallel(lost, async (job) => {
       const name = CGROUP_PREFIX + job.id;
       let usage = job.usage;
       let oomKilled = false;
-      if (stale.delete(name)) {
+      if (owned.has(name)) {
         const cgroup = this.#cgroups.open(name);
         await settle("kill after restart", job.id, () => cgroup.kill());
-        oomKilled = (await settle("oom count", job.id, () =>
-          cgroup.oomKills()) ?? 0) >
-          0;
+        const ooms = await settle("oom count", job.id, () => cgroup.oomKills());
+        oomKilled = (ooms ?? 0) > 0;
         usage = await settle("usage", job.id, () => cgroup.usage()) ?? usage;
         await settle("cgroup removal", job.id, () => cgroup.remove());
       }
@@ -298,12 +318,12 @@ export class JobEngine {
         usage,
         outputBytes: bytes,
       });
-    }
-    for (const name of stale) {
+    });
+    await inParallel([...stale], async (name) => {
       const cgroup = this.#cgroups.open(name);
       await settle("stale kill", name, () => cgroup.kill());
       await settle("stale cgroup removal", name, () => cgroup.remove());
-    }
+    });
   }
 
   /** Size of a finished job's output, truncated to the cap if it got past it. */
@@ -664,14 +684,23 @@ export class JobEngine {
     return info;
   }
 
-  /** Every job the user may see (all jobs for an admin), oldest first. */
+  /**
+   * Every job the user may see (all jobs for an admin), oldest first.
+   * Running jobs show live usage, read a few at a time: with thousands of
+   * running jobs, reading every cgroup at once would spend the server's fd
+   * budget that the jobs themselves need.
+   */
   async list(user: string): Promise<JobInfo[]> {
     this.#checkOpen();
     const records = this.#store.list(this.#isAdmin(user) ? undefined : user);
-    return await Promise.all(records.map((record) => {
-      const job = this.#running.get(record.id);
-      return job === undefined ? record : this.#live(job);
-    }));
+    await inParallel(
+      records.map((record, i) => ({ record, i })),
+      async ({ record, i }) => {
+        const job = this.#running.get(record.id);
+        if (job !== undefined) records[i] = await this.#live(job);
+      },
+    );
+    return records;
   }
 
   /**
