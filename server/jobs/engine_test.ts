@@ -263,6 +263,24 @@ Deno.test("grace 0 kills at once; a job ignoring SIGTERM is killed after the gra
   });
 });
 
+Deno.test("a stop right after start reaches the job even before it is in its cgroup", async () => {
+  // The shim needs a moment to write itself into the cgroup; a stop in that
+  // window must still end the job instead of signalling an empty cgroup.
+  await withEngine(async (engine, { cgroups }) => {
+    for (let i = 0; i < 20; i++) {
+      const job = await engine.start("alice", {
+        command: "sleep",
+        args: ["1000"],
+      });
+      // Were SIGTERM lost, the kill after the grace would end it instead.
+      const info = await engine.stop("alice", job.id, { graceMs: 1000 });
+      assert.equal(info.state, "finished");
+      assert.equal(info.signal, "SIGTERM");
+    }
+    assert.deepEqual(await cgroups.list(), []);
+  });
+});
+
 Deno.test("stop leaves no process of a job whose children double-fork, setsid and ignore SIGTERM", async () => {
   await withEngine(async (engine, { cgroups }) => {
     const marker = `${1000000 + Math.floor(Math.random() * 1000000)}`;
