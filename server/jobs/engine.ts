@@ -218,6 +218,11 @@ async function settle<T>(
  *   `KillMode=control-group`, whatever is left in its cgroup is killed; the
  *   OOM-kill counter and usage are read before the cgroup is removed; the
  *   record is persisted.
+ * - Signals (stop's SIGTERM, every kill) go to the job's cgroup and to its
+ *   main process: for its first microseconds the shim is not in the cgroup
+ *   yet, and a stop in that window must still reach it. (A server dying in
+ *   that window is harmless: the cgroup exists before the spawn, so by the
+ *   time a new server recovers, the shim has long entered it.)
  * - Output cap: when a job's output file reaches the cap, the job is killed
  *   like on any resource limit, the file is truncated to exactly the cap
  *   (the first cap bytes are kept) and `outputLimitReached` is set.
