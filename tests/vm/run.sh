@@ -45,22 +45,33 @@ memory=2G
 keep=
 
 while (($#)); do
-  case $1 in
-  --share) shares+=("$(realpath -e "${2:?--share needs a directory}")") && shift 2 ;;
-  --cwd) cwd=$(realpath -e "${2:?--cwd needs a directory}") && shift 2 ;;
-  --env)
-    [[ ${2:-} == [A-Za-z_]*=* ]] || die "--env needs NAME=VALUE, got '${2:-}'"
-    envs+=("$2") && shift 2
-    ;;
-  --timeout) timeout_secs=${2:?--timeout needs seconds} && shift 2 ;;
-  --disk) disk_mib=${2:?--disk needs a size in MiB} && shift 2 ;;
-  --smp) smp=${2:?--smp needs a number} && shift 2 ;;
-  --memory) memory=${2:?--memory needs a size} && shift 2 ;;
-  --keep) keep=1 && shift ;;
+  option=$1
+  case $option in
+  --keep) keep=1 && shift && continue ;;
   -h | --help) usage && exit 0 ;;
   --) shift && break ;;
-  -*) usage >&2 && die "unknown option $1" ;;
+  --share | --cwd | --env | --timeout | --disk | --smp | --memory)
+    (($# >= 2)) || die "$option needs a value"
+    value=$2
+    shift 2
+    ;;
+  -*) usage >&2 && die "unknown option $option" ;;
   *) break ;;
+  esac
+  case $option in
+  --share | --cwd)
+    [[ -d $value ]] || die "$option: $value is not a directory"
+    value=$(realpath "$value")
+    if [[ $option == --share ]]; then shares+=("$value"); else cwd=$value; fi
+    ;;
+  --env)
+    [[ $value == [A-Za-z_]*=* ]] || die "--env needs NAME=VALUE, got '$value'"
+    envs+=("$value")
+    ;;
+  --timeout) timeout_secs=$value ;;
+  --disk) disk_mib=$value ;;
+  --smp) smp=$value ;;
+  --memory) memory=$value ;;
   esac
 done
 (($#)) || { usage >&2 && die "no command given"; }
