@@ -432,7 +432,7 @@ export class JobEngine {
         limits,
       });
       const outputPath = this.#output.path(id);
-      await this.#output.create(id);
+      this.#output.create(id);
       cgroup = await this.#cgroups.create(CGROUP_PREFIX + id, limits);
       const shim = shimCommand(resolved.program, resolved.args, {
         procsFiles: cgroup.procsFiles,

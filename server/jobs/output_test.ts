@@ -42,7 +42,7 @@ function sh(script: string): Deno.ChildProcess {
 
 Deno.test("OutputDir wakes waiters when another process writes", async () => {
   await withDir(async (dir, changes) => {
-    await dir.create("7");
+    dir.create("7");
     await Deno.writeTextFile(`${dir.dir}/notes.txt`, "");
     const changed = dir.changed("7");
     // Readers of one job share one wake-up.
@@ -62,7 +62,7 @@ Deno.test("OutputDir wakes waiters when another process writes", async () => {
 
 Deno.test("readOutput reads from an offset, a tail, and stops at the current end", async () => {
   await withDir(async (dir) => {
-    await dir.create("1");
+    dir.create("1");
     await Deno.writeTextFile(dir.path("1"), "0123456789");
     const source = {
       path: dir.path("1"),
@@ -138,7 +138,7 @@ Deno.test("readOutput round-trips random binary data in bounded chunks", async (
 
 Deno.test("readOutput follows a writer until it has ended", async () => {
   await withDir(async (dir) => {
-    await dir.create("4");
+    dir.create("4");
     let running = true;
     const source = {
       path: dir.path("4"),
@@ -177,7 +177,7 @@ Deno.test("readOutput follows a writer until it has ended", async () => {
 
 Deno.test("readOutput ends early on abort and releases its fd", async () => {
   await withDir(async (dir) => {
-    await dir.create("5");
+    dir.create("5");
     const source = {
       path: dir.path("5"),
       running: () => true,
