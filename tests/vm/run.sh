@@ -62,6 +62,8 @@ while (($#)); do
   --share | --cwd)
     [[ -d $value ]] || die "$option: $value is not a directory"
     value=$(realpath "$value")
+    # init.sh splits the list of shares on whitespace.
+    [[ $value != *[[:space:]]* ]] || die "$option: paths with whitespace are not supported: '$value'"
     if [[ $option == --share ]]; then shares+=("$value"); else cwd=$value; fi
     ;;
   --env)
@@ -131,7 +133,8 @@ qemu_shares=()
 # share TAG DIR [ro]: serves DIR to the guest as virtiofs TAG. Read-only shares
 # are served from a read-only, non-recursive bind mount in a private mount
 # namespace (virtiofsd 7.2 has no read-only option; non-recursive also keeps
-# the host's /proc, /sys and /dev out of the guest).
+# the host's /proc, /sys and /dev out of the guest). virtiofsd logs to a file:
+# with --syslog its own seccomp filter kills it (socket() is not allowed).
 share() {
   local tag=$1 dir=$2 sock=$run/$1.sock
   if [[ ${3:-} == ro ]]; then
@@ -141,8 +144,6 @@ share() {
       exec "$3" --socket-path="$4" -o source="$2" -o cache=always -o sandbox=namespace
     ' sh "$dir" "$run/$tag.ro" "$virtiofsd" "$sock" 2>>"$run/virtiofsd.log" &
   else
-    # --syslog would make virtiofsd's seccomp filter kill it (socket()), so
-    # it logs to stderr.
     "$virtiofsd" --socket-path="$sock" -o source="$dir" -o cache=auto -o sandbox=namespace \
       2>>"$run/virtiofsd.log" &
   fi
@@ -169,11 +170,17 @@ done
 # --- the VM -----------------------------------------------------------------
 # /dev/kvm on our machines is PVM (kvm_pvm), which cannot run a stock kernel:
 # emulate there, use KVM only where it is real hardware virtualisation.
-if [[ -w /dev/kvm && ! -e /sys/module/kvm_pvm ]]; then
-  accel=(-accel kvm -cpu host)
-else
-  accel=(-accel tcg,thread=multi -cpu qemu64)
+# TELEJOB_VM_ACCEL=tcg|kvm overrides the choice.
+accel_mode=${TELEJOB_VM_ACCEL:-auto}
+if [[ $accel_mode == auto ]]; then
+  accel_mode=tcg
+  if [[ -w /dev/kvm && ! -e /sys/module/kvm_pvm ]]; then accel_mode=kvm; fi
 fi
+case $accel_mode in
+kvm) accel=(-accel kvm -cpu host) ;;
+tcg) accel=(-accel tcg,thread=multi -cpu qemu64) ;;
+*) die "TELEJOB_VM_ACCEL must be auto, tcg or kvm, got '$accel_mode'" ;;
+esac
 disk=()
 if ((disk_mib > 0)); then
   truncate -s "${disk_mib}M" "$run/disk.img"
