@@ -100,29 +100,42 @@ export class OutputDir {
   }
 
   async #run(): Promise<void> {
-    try {
-      for await (const event of this.#watcher) {
-        if (event.flag === "rescan") {
-          this.#wakeAll();
-          this.#onChange?.(undefined);
-          continue;
-        }
-        if (event.kind !== "modify") continue;
-        for (const path of event.paths) {
-          const id = idOfPath(path);
-          if (id === undefined) continue;
-          this.wake(id);
-          this.#onChange?.(id);
-        }
+    while (!this.#closed) {
+      try {
+        for await (const event of this.#watcher) this.#dispatch(event);
+      } catch (error) {
+        if (!this.#closed) console.error("Output watcher failed:", error);
       }
-    } catch (error) {
-      if (!this.#closed) {
-        console.error("Output watcher failed:", error);
-      }
-    } finally {
-      // Without a watcher nobody would wake followers again: let them all
-      // finish their reads rather than hang.
+      if (this.#closed) break;
+      // The watcher ended without close(): events may have been missed, so
+      // wake everyone (they re-read) and watch again.
       this.#wakeAll();
+      this.#onChange?.(undefined);
+      try {
+        this.#watcher = Deno.watchFs(this.dir, { recursive: false });
+      } catch (error) {
+        // Followers still end when their job does (wake() at the end).
+        console.error(
+          "Output watcher could not be restarted; followers now see new output only when their job ends:",
+          error,
+        );
+        return;
+      }
+    }
+  }
+
+  #dispatch(event: Deno.FsEvent): void {
+    if (event.flag === "rescan") {
+      this.#wakeAll();
+      this.#onChange?.(undefined);
+      return;
+    }
+    if (event.kind !== "modify") return;
+    for (const path of event.paths) {
+      const id = idOfPath(path);
+      if (id === undefined) continue;
+      this.wake(id);
+      this.#onChange?.(id);
     }
   }
 
