@@ -4,30 +4,18 @@
  * bare grpc-js server on Deno serving the same service with no engine.
  * @module
  */
-import type { TelejobClient } from "../../proto/gen/telejob/v1/telejob.ts";
 import { READ_CHUNK_BYTES } from "../../server/jobs/output.ts";
+import type { ApiClientConfig, ApiClientResult } from "./api_client.ts";
 import type { SectionContext } from "./context.ts";
-import {
-  type ClientCerts,
-  jobStatus,
-  makeClient,
-  readClientCerts,
-  readLogs,
-  startJob,
-  tlsHandshake,
-  waitJobFinished,
-  waitReady,
-} from "./grpc_client.ts";
 import { delay, readMemory } from "./proc.ts";
-import {
-  formatBytes,
-  mbPerSecond,
-  runConcurrent,
-  runFor,
-  summarize,
-} from "./stats.ts";
+import { formatBytes, summarize } from "./stats.ts";
 
 const HOST = "127.0.0.1";
+
+// No gRPC client runs in this process: every one runs in a child process
+// (api_client.ts, churn_client.ts, min_client.ts, the CLI) that exits before
+// the server it talks to shuts down, because a grpc-js client on Deno 2.9.6
+// whose connections receive the server's GOAWAY has aborted in nghttp2.
 
 /** A server process the section started. */
 interface ServerProcess {
@@ -167,9 +155,8 @@ function startTelejobServer(
   return server;
 }
 
-/** Waits until `client` gets an answer from the server (any gRPC status but UNAVAILABLE). */
-async function waitAnswering(
-  client: TelejobClient,
+/** Waits until something accepts TCP connections on `port`. */
+async function waitListening(
   server: ServerProcess,
   label: string,
 ): Promise<void> {
@@ -177,20 +164,19 @@ async function waitAnswering(
   for (;;) {
     if (server.exited) {
       throw new Error(
-        `${label} exited with code ${server.exited.code} before answering: ${await tail(
+        `${label} exited with code ${server.exited.code} before listening: ${await tail(
           server.logFile,
         )}`,
       );
     }
     try {
-      await jobStatus(client, "1");
+      const conn = await Deno.connect({ hostname: HOST, port: server.port });
+      conn.close();
       return;
-    } catch (error) {
-      const code = (error as { code?: number }).code;
-      if (code !== undefined && code !== 14 && code !== 4) return;
+    } catch {
       if (Date.now() > deadline) {
         throw new Error(
-          `${label} did not answer within 60 s: ${await tail(server.logFile)}`,
+          `${label} did not listen within 60 s: ${await tail(server.logFile)}`,
         );
       }
       await delay(100);
@@ -198,115 +184,49 @@ async function waitAnswering(
   }
 }
 
-interface GrpcNumbers {
-  unaryP50: number;
-  unaryP99: number;
-  rate1: number;
-  rate64: number;
-  stream1: number;
-  streamMany: number;
-  tls: number;
+/** Runs api_client.ts against `port` and returns what it measured. */
+async function runClient(
+  ctx: SectionContext,
+  config: Omit<ApiClientConfig, "plan" | "host">,
+): Promise<ApiClientResult> {
+  const full: ApiClientConfig = { ...config, plan: ctx.plan, host: HOST };
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ctx.repoRoot}/tests/bench/api_client.ts`,
+      JSON.stringify(full),
+    ],
+    cwd: ctx.repoRoot,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const line = text.split("\n").find((l) => l.startsWith("RESULT "));
+  if (!out.success || !line) {
+    throw new Error(
+      `The gRPC client (${config.mode}) failed with ${
+        out.signal ? `signal ${out.signal}` : `code ${out.code}`
+      }`,
+    );
+  }
+  const result = JSON.parse(line.slice("RESULT ".length)) as ApiClientResult;
+  for (const note of result.notes) ctx.rec.note(`${config.mode}: ${note}`);
+  return result;
 }
 
 /**
- * The gRPC measurements that apply to both servers: unary latency and rate,
- * streaming to one and to many clients, TLS handshakes per second.
- * `streamJob` returns a job id whose output is `bytes` long (on the floor
- * server, the byte count itself).
+ * Wall time of `deno run` of `args`, `count` times after one warm-up. A
+ * failed run is kept out of the times and reported in `failures`.
  */
-async function measureGrpc(
-  ctx: SectionContext,
-  options: {
-    port: number;
-    certs: ClientCerts;
-    statusId: string;
-    streamId: string;
-    streamBytes: number;
-    /** A job id whose output each of the many followers reads. */
-    streamManyId: string;
-    streamManyBytes: number;
-    label: string;
-  },
-): Promise<GrpcNumbers> {
-  const { plan } = ctx;
-  const address = `${HOST}:${options.port}`;
-  const client = makeClient(address, options.certs);
-  ctx.cleanup.defer(`close ${options.label} client`, () => client.close());
-  await waitReady(client, 10_000);
-
-  console.error(`api: ${options.label}: unary latency and rate`);
-  for (let i = 0; i < 50; i++) await jobStatus(client, options.statusId);
-  const latencies: number[] = [];
-  for (let i = 0; i < plan.rpcLatencyCount; i++) {
-    const t0 = performance.now();
-    await jobStatus(client, options.statusId);
-    latencies.push(performance.now() - t0);
-  }
-  const lat = summarize(latencies);
-  const rate = async (inFlight: number) => {
-    const run = await runFor(
-      plan.rpcRateMs,
-      inFlight,
-      () => jobStatus(client, options.statusId),
-    );
-    return run.count / (run.elapsedMs / 1000);
-  };
-  const rate1 = await rate(1);
-  const rate64 = await rate(64);
-
-  console.error(`api: ${options.label}: streaming`);
-  let t0 = performance.now();
-  const one = await readLogs(client, options.streamId, true);
-  const stream1 = mbPerSecond(one, performance.now() - t0);
-  if (one !== options.streamBytes) {
-    ctx.rec.note(
-      `${options.label}: one follower got ${one} of ${options.streamBytes} bytes`,
-    );
-  }
-  const followers = Array.from(
-    { length: plan.streamFollowers },
-    () => makeClient(address, options.certs),
-  );
-  ctx.cleanup.defer(
-    `close ${options.label} followers`,
-    () => followers.forEach((c) => c.close()),
-  );
-  await Promise.all(followers.map((c) => waitReady(c, 10_000)));
-  t0 = performance.now();
-  const got = await Promise.all(
-    followers.map((c) => readLogs(c, options.streamManyId, true)),
-  );
-  const streamMany = mbPerSecond(
-    got.reduce((a, b) => a + b, 0),
-    performance.now() - t0,
-  );
-  for (const c of followers) c.close();
-
-  console.error(`api: ${options.label}: new TLS connections`);
-  const run = await runConcurrent(
-    plan.tlsCount,
-    1,
-    () => tlsHandshake(HOST, options.port, options.certs),
-  );
-  if (run.errors.length > 0) throw run.errors[0];
-  return {
-    unaryP50: lat.p50,
-    unaryP99: lat.p99,
-    rate1,
-    rate64,
-    stream1,
-    streamMany,
-    tls: run.results.length / (run.elapsedMs / 1000),
-  };
-}
-
-/** Wall time of `deno run` of `args`, `count` times after one warm-up. */
 async function wallTimes(
   args: string[],
   count: number,
   options: { cwd: string; env: Record<string, string> },
-): Promise<number[]> {
+): Promise<{ times: number[]; failures: string[] }> {
   const times: number[] = [];
+  const failures: string[] = [];
   for (let i = 0; i <= count; i++) {
     const t0 = performance.now();
     const out = await new Deno.Command(Deno.execPath(), {
@@ -319,36 +239,32 @@ async function wallTimes(
     }).output();
     const ms = performance.now() - t0;
     if (!out.success) {
-      throw new Error(
-        `deno ${args.join(" ")} failed: ${
-          new TextDecoder().decode(out.stderr).trim()
+      const how = out.signal ? `signal ${out.signal}` : `code ${out.code}`;
+      failures.push(
+        `${how}: ${
+          new TextDecoder().decode(out.stderr).trim().split("\n").at(-1)
         }`,
       );
-    }
-    if (i > 0) times.push(ms);
+    } else if (i > 0) times.push(ms);
   }
-  return times;
+  if (times.length === 0) {
+    throw new Error(`deno ${args.join(" ")} failed every time: ${failures[0]}`);
+  }
+  return { times, failures };
 }
 
 /** Runs the API section. */
 export async function runApi(ctx: SectionContext): Promise<void> {
   const { plan, rec, floors } = ctx;
   const testdata = `${ctx.repoRoot}/tests/testdata`;
-  const certs = await readClientCerts(testdata);
   const streamBytes = plan.streamBytes;
 
   console.error("api: floor: bare grpc-js server on Deno, same certificates");
   const floorServer = await startFloorServer(ctx, testdata);
-  const f = await measureGrpc(ctx, {
+  const f = await runClient(ctx, {
+    mode: "floor",
     port: floorServer.port,
-    certs,
-    statusId: "1",
-    // The floor server's Logs sends as many bytes as the id says.
-    streamId: String(streamBytes),
-    streamBytes,
-    streamManyId: String(plan.streamManyBytes),
-    streamManyBytes: plan.streamManyBytes,
-    label: "floor server",
+    testdata,
   });
   floorServer.child.kill("SIGTERM");
   await floorServer.child.status;
@@ -393,29 +309,22 @@ export async function runApi(ctx: SectionContext): Promise<void> {
     streamBytes + 2 ** 30,
   );
   const address = `${HOST}:${server.port}`;
-  const client = makeClient(address, certs);
-  ctx.cleanup.defer("close the main client", () => client.close());
-  await waitAnswering(client, server, "telejob-server");
+  await waitListening(server, "telejob-server");
+  await delay(500);
   const idle = await readMemory(server.child.pid);
-
-  console.error("api: Start RPC latency over a warm connection");
-  let lastId = "";
-  for (let i = 0; i < 20; i++) lastId = await startJob(client, "true");
-  const starts: number[] = [];
-  for (let i = 0; i < plan.rpcLatencyCount; i++) {
-    const t0 = performance.now();
-    lastId = await startJob(client, "true");
-    starts.push(performance.now() - t0);
-  }
-  await waitJobFinished(client, lastId);
-  const start = summarize(starts);
+  const t = await runClient(ctx, {
+    mode: "server",
+    port: server.port,
+    testdata,
+  });
+  const lastId = t.lastId!;
   const engineNote = floors["engine.start.p50"] === undefined
     ? ""
     : `; engine alone p50 ${floors["engine.start.p50"].toFixed(2)} ms`;
   rec.add({
     key: "api.start.p50",
     label: "Start RPC p50 (warm connection)",
-    value: start.p50,
+    value: t.startP50!,
     unit: "ms",
     floor: floors["engine.start.p50"],
     target: { op: "<=", value: 3 },
@@ -426,36 +335,10 @@ export async function runApi(ctx: SectionContext): Promise<void> {
   rec.add({
     key: "api.start.p99",
     label: "Start RPC p99",
-    value: start.p99,
+    value: t.startP99!,
     unit: "ms",
     floor: floors["engine.start.p99"],
     detail: `same run${engineNote}`,
-  });
-
-  // A finished job of known output for the streaming measurements.
-  console.error(`api: a job writing ${formatBytes(streamBytes)} for Logs`);
-  const streamId = await startJob(
-    client,
-    "head",
-    ["-c", String(streamBytes), "/dev/zero"],
-  );
-  await waitJobFinished(client, streamId);
-  const streamManyId = await startJob(
-    client,
-    "head",
-    ["-c", String(plan.streamManyBytes), "/dev/zero"],
-  );
-  await waitJobFinished(client, streamManyId);
-
-  const t = await measureGrpc(ctx, {
-    port: server.port,
-    certs,
-    statusId: lastId,
-    streamId,
-    streamBytes,
-    streamManyId,
-    streamManyBytes: plan.streamManyBytes,
-    label: "telejob-server",
   });
   rec.add({
     key: "api.status.p50",
@@ -513,41 +396,53 @@ export async function runApi(ctx: SectionContext): Promise<void> {
       `ALPN h2, client certificate), closed without an HTTP/2 frame`,
   });
 
-  console.error("api: live follow while the job writes");
-  let t0 = performance.now();
-  const liveId = await startJob(
-    client,
-    "head",
-    ["-c", String(streamBytes), "/dev/zero"],
-  );
-  const live = await readLogs(client, liveId, true);
   rec.add({
     key: "api.stream1_live",
     label: "Logs to 1 follower, live from the job's start",
-    value: mbPerSecond(live, performance.now() - t0),
+    value: t.live!,
     unit: "MB/s",
     floor: floors["engine.follow1"],
     detail: `Start then Logs follow=true; floor: the engine's live follower`,
   });
 
   console.error("api: connect, one call, close (what a CLI does)");
-  t0 = performance.now();
-  for (let i = 0; i < plan.tlsCount; i++) {
-    const c = makeClient(address, certs);
-    try {
-      await jobStatus(c, lastId);
-    } finally {
-      c.close();
-    }
+  const churn = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ctx.repoRoot}/tests/bench/churn_client.ts`,
+      address,
+      lastId,
+      testdata,
+      String(plan.tlsCount),
+    ],
+    cwd: ctx.repoRoot,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const churnOut = new TextDecoder().decode(churn.stdout);
+  const done = /DONE (\d+) ([\d.]+)/.exec(churnOut);
+  if (done) {
+    rec.add({
+      key: "api.connect_call_close",
+      label: "connect + Status + close, per second",
+      value: Number(done[1]) / (Number(done[2]) / 1000),
+      unit: "/s",
+      detail: `${done[1]} sequential grpc-js clients in one process, each ` +
+        `closed (GOAWAY) after one call`,
+    });
+  } else {
+    const at = [...churnOut.matchAll(/AT (\d+)/g)].at(-1)?.[1] ?? "0";
+    rec.note(
+      `the connect-call-close client died after ${at}+ of ${plan.tlsCount} ` +
+        `connections (${
+          churn.signal ? `signal ${churn.signal}` : `exit code ${churn.code}`
+        }): ${
+          new TextDecoder().decode(churn.stderr).trim().split("\n").at(-1)
+        }`,
+    );
   }
-  rec.add({
-    key: "api.connect_call_close",
-    label: "connect + Status + close, per second",
-    value: plan.tlsCount / ((performance.now() - t0) / 1000),
-    unit: "/s",
-    detail: `${plan.tlsCount} sequential grpc-js clients, each closed ` +
-      `(GOAWAY) after one call`,
-  });
   await delay(200);
   if (server.exited) {
     throw new Error(
@@ -568,14 +463,12 @@ export async function runApi(ctx: SectionContext): Promise<void> {
   };
   const empty = `${ctx.workDir}/empty.ts`;
   await Deno.writeTextFile(empty, "\n");
-  const bare = summarize(
-    await wallTimes(["run", "-A", empty], plan.cliCount, {
+  const runs = {
+    bare: await wallTimes(["run", "-A", empty], plan.cliCount, {
       cwd: ctx.repoRoot,
       env,
     }),
-  );
-  const minimal = summarize(
-    await wallTimes(
+    minimal: await wallTimes(
       [
         "run",
         "-A",
@@ -587,14 +480,24 @@ export async function runApi(ctx: SectionContext): Promise<void> {
       plan.cliCount,
       { cwd: ctx.repoRoot, env },
     ),
-  );
-  const cli = summarize(
-    await wallTimes(
+    cli: await wallTimes(
       ["run", "-A", `${ctx.repoRoot}/main.ts`, "telejob", "status", lastId],
       plan.cliCount,
       { cwd: ctx.repoRoot, env },
     ),
-  );
+  };
+  for (const [name, run] of Object.entries(runs)) {
+    if (run.failures.length > 0) {
+      rec.note(
+        `${name}: ${run.failures.length} of ${
+          plan.cliCount + 1
+        } runs failed, first: ${run.failures[0]}`,
+      );
+    }
+  }
+  const bare = summarize(runs.bare.times);
+  const minimal = summarize(runs.minimal.times);
+  const cli = summarize(runs.cli.times);
   rec.add({
     key: "api.cli_status.p50",
     label: "telejob status wall time p50",
@@ -623,9 +526,8 @@ export async function runApi(ctx: SectionContext): Promise<void> {
       `${(end.peakRss / 1e6).toFixed(0)} MB`,
   });
 
-  client.close();
   console.error("api: SIGTERM to telejob-server");
-  t0 = performance.now();
+  const t0 = performance.now();
   server.child.kill("SIGTERM");
   const stopped = await Promise.race([
     server.child.status,

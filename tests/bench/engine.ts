@@ -9,7 +9,7 @@ import {
   detectDriver,
   type JobCgroup,
 } from "../../cgroup/mod.ts";
-import { JobEngine } from "../../server/jobs/mod.ts";
+import { JobEngine, type JobInfo } from "../../server/jobs/mod.ts";
 import { resolveCommand } from "../../server/jobs/command.ts";
 import { JobStore } from "../../server/jobs/store.ts";
 import type { Limits } from "../../cgroup/types.ts";
@@ -18,6 +18,7 @@ import {
   readFileBytes,
   spawnLatencies,
   spawnRate,
+  syncDisks,
   writeZeros,
 } from "./floor.ts";
 import {
@@ -231,6 +232,10 @@ export async function runEngine(ctx: SectionContext): Promise<void> {
     if (!shutDown) await engine.shutdown({ graceMs: 0 });
   });
 
+  // First, while the process holds nothing but the engine: server memory is
+  // then the engine's, not what earlier phases left in the heap.
+  await measureBigJob(ctx, engine, dataDir);
+
   console.error("engine: spawn floor at this process's size");
   // The same spawn as the engine's (shim through /bin/sh, own session, clean
   // environment) from this process, now that it holds the engine: the cost
@@ -301,6 +306,45 @@ export async function runEngine(ctx: SectionContext): Promise<void> {
     detail: startDetail,
   });
   await waitFinished(engine, ids.splice(0));
+
+  // The same with jobs that outlive the measurement: no job's end (usage
+  // read, cgroup removal, store update) competes with the next start.
+  const sleepers: string[] = [];
+  const quiet: number[] = [];
+  for (let i = 0; i < plan.latencyCount / 2; i++) {
+    const t0 = performance.now();
+    const info = await engine.start(USER, { command: "sleep", args: ["600"] });
+    quiet.push(performance.now() - t0);
+    sleepers.push(info.id);
+  }
+  rec.add({
+    key: "engine.start_quiet.p50",
+    label: "start p50, no job ending meanwhile",
+    value: summarize(quiet).p50,
+    unit: "ms",
+    floor: floors["floor.spawn.p50"],
+    target: { op: "<=", value: 2 },
+    detail: `${quiet.length} serial starts of "sleep 600"`,
+  });
+  rec.add({
+    key: "engine.start_quiet.p99",
+    label: "start p99, no job ending meanwhile",
+    value: summarize(quiet).p99,
+    unit: "ms",
+    floor: floors["floor.spawn.p99"],
+    detail: `${quiet.length} serial starts of "sleep 600"`,
+  });
+  const stopStart = performance.now();
+  await Promise.all(
+    sleepers.map((id) => engine.stop(USER, id, { graceMs: 0 })),
+  );
+  rec.add({
+    key: "engine.stop_many",
+    label: "stop, grace 0, all at once, per job",
+    value: (performance.now() - stopStart) / sleepers.length,
+    unit: "ms",
+    detail: `${sleepers.length} running sleep jobs stopped concurrently`,
+  });
 
   const limited: number[] = [];
   for (let i = 0; i < plan.latencyCount / 4; i++) {
@@ -383,7 +427,6 @@ export async function runEngine(ctx: SectionContext): Promise<void> {
   );
 
   await measureOutput(ctx, engine);
-  await measureBigJob(ctx, engine, dataDir);
   await measureRamp(ctx, engine);
 
   console.error("engine: shutdown");
@@ -412,6 +455,7 @@ async function measureOutput(
   const { plan, rec, floors } = ctx;
   console.error("engine: output throughput to one follower");
   const one = plan.oneFollowerBytes;
+  await syncDisks();
   let t0 = performance.now();
   const job = await engine.start(USER, {
     command: "head",
@@ -445,6 +489,7 @@ async function measureOutput(
 
   console.error(`engine: output throughput to ${plan.manyFollowers} followers`);
   const many = plan.manyFollowerBytes;
+  await syncDisks();
   t0 = performance.now();
   const fan = await engine.start(USER, {
     command: "head",
@@ -510,20 +555,56 @@ async function measureBigJob(
     size = scaled;
   }
   if (size === 0) return;
+  console.error("engine: server CPU while a job writes, no reader");
+  {
+    const quietBytes = Math.min(size, 2 * GiB);
+    await syncDisks();
+    let id = "";
+    const { cpuMs, wallMs } = await cpuTimeOf(async () => {
+      id = (await engine.start(USER, {
+        command: "head",
+        args: ["-c", String(quietBytes), "/dev/zero"],
+      })).id;
+      await waitFinished(engine, [id]);
+    });
+    rec.add({
+      key: "engine.write_no_reader.cpu",
+      label: "server CPU while a job writes, no reader",
+      value: (100 * cpuMs) / wallMs,
+      unit: "% of a core",
+      detail: `head -c ${formatBytes(quietBytes)} /dev/zero, ${
+        mbPerSecond(quietBytes, wallMs).toFixed(0)
+      } MB/s; the server only watches the output directory (inotify)`,
+    });
+    await Deno.remove(`${dataDir}/output/${id}.out`).catch(() => {});
+  }
+
   console.error(
     `engine: server memory while a job writes ${formatBytes(size)}`,
   );
+  await syncDisks();
   const before = await readMemory();
   await resetPeakRss();
   const sampler = new MemorySampler(50);
-  const t0 = performance.now();
-  const job = await engine.start(USER, {
-    command: "head",
-    args: ["-c", String(size), "/dev/zero"],
+  let job!: JobInfo;
+  let bytes = 0;
+  const { cpuMs, wallMs: ms } = await cpuTimeOf(async () => {
+    job = await engine.start(USER, {
+      command: "head",
+      args: ["-c", String(size), "/dev/zero"],
+    });
+    bytes = await follow(engine, job.id, { follow: true });
   });
-  const bytes = await follow(engine, job.id, { follow: true });
-  const ms = performance.now() - t0;
   const peaks = sampler.stop();
+  rec.add({
+    key: "engine.big_job.cpu",
+    label: "server CPU while it runs (with its follower)",
+    value: (100 * cpuMs) / ms,
+    unit: "% of a core",
+    detail: `${(cpuMs / 1000).toFixed(1)} s CPU over ${
+      (ms / 1000).toFixed(1)
+    } s, all threads`,
+  });
   const after = await readMemory();
   const peak = Math.max(after.peakRss, peaks.rss);
   rec.add({

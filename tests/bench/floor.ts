@@ -72,6 +72,15 @@ export async function writeZeros(path: string, bytes: number): Promise<void> {
   }
 }
 
+/**
+ * Flushes dirty pages to disk, so that the next writer starts below the
+ * kernel's dirty-page thresholds and is not throttled to the disk's speed
+ * by an earlier phase's data.
+ */
+export async function syncDisks(): Promise<void> {
+  await new Deno.Command("sync", { stdin: "null" }).output();
+}
+
 /** Reads `path` to its end in reads of the engine's chunk size. */
 export async function readFileBytes(path: string): Promise<number> {
   using file = await Deno.open(path);
@@ -233,6 +242,7 @@ export async function runFloor(ctx: SectionContext): Promise<void> {
     "remove floor file",
     () => Deno.remove(file).catch(() => {}),
   );
+  await syncDisks();
   let t0 = performance.now();
   await writeZeros(file, plan.oneFollowerBytes);
   rec.add({

@@ -77,16 +77,19 @@ async function runWorker(
   const status = await worker.status;
   options.state.worker = undefined;
   killProcessGroup(worker.pid);
+  const how = status.signal ? `signal ${status.signal}` : `code ${status.code}`;
   try {
-    return JSON.parse(await Deno.readTextFile(out)) as SectionResult;
+    const result = JSON.parse(await Deno.readTextFile(out)) as SectionResult;
+    if (!status.success && !result.error) {
+      result.error = `worker died (${how}); the numbers before are kept`;
+    }
+    return result;
   } catch {
     return {
       section,
       measurements: [],
       notes: [],
-      error: `worker exited with ${
-        status.signal ? `signal ${status.signal}` : `code ${status.code}`
-      } without writing results`,
+      error: `worker exited with ${how} without writing results`,
       seconds: (performance.now() - began) / 1000,
     };
   }

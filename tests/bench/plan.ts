@@ -52,7 +52,9 @@ export const FULL_PLAN: Plan = {
   concurrentTarget: 15_000,
   rampStep: 1000,
   rampBudgetMs: 10 * 60_000,
-  oneFollowerBytes: 4 * GiB,
+  // Below the dirty-page limits (10% and 20% of 24 GiB here), so the
+  // writer is not throttled to the disk's speed.
+  oneFollowerBytes: 2 * GiB,
   manyFollowers: 100,
   manyFollowerBytes: 256 * MiB,
   bigJobBytes: 10 * GiB,

@@ -67,6 +67,15 @@ export interface BenchReport {
 export class Recorder {
   readonly measurements: Measurement[] = [];
   readonly notes: string[] = [];
+  #onChange?: () => void;
+
+  /**
+   * `onChange` runs after every measurement and note, so a worker can keep
+   * its results on disk as they come and lose none if it dies.
+   */
+  constructor(onChange?: () => void) {
+    this.#onChange = onChange;
+  }
 
   /** Records a measurement and echoes it to stderr as progress. */
   add(measurement: Measurement): void {
@@ -79,12 +88,14 @@ export class Recorder {
         formatNumber(measurement.value)
       } ${measurement.unit}${floor}`,
     );
+    this.#onChange?.();
   }
 
   /** Records a finding that is not a number. */
   note(text: string): void {
     this.notes.push(text);
     console.error(`  note: ${text}`);
+    this.#onChange?.();
   }
 
   /** The floor recorded earlier under `key`, if any. */

@@ -49,8 +49,6 @@ async function main(): Promise<void> {
       "Usage: worker.ts floor|engine|api --out FILE --work-dir DIR --cgroup-parent NAME",
     );
   }
-  const rec = new Recorder();
-  const cleanup = new Cleanup();
   const began = performance.now();
   const result = (error?: string): SectionResult => ({
     section,
@@ -61,6 +59,12 @@ async function main(): Promise<void> {
   });
   const write = (r: SectionResult) =>
     Deno.writeTextFile(values.out!, JSON.stringify(r, null, 2));
+  // Written after every number: a worker that dies (Deno's node:http2 has
+  // aborted this process before) still leaves what it measured.
+  const rec: Recorder = new Recorder(() =>
+    Deno.writeTextFileSync(values.out!, JSON.stringify(result(), null, 2))
+  );
+  const cleanup = new Cleanup();
 
   // The parent sends SIGTERM on Ctrl-C or failure: undo what we made, keep
   // what was measured.
