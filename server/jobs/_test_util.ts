@@ -18,11 +18,14 @@ export interface TestContext {
   parent: string;
 }
 
-/** A cgroup parent name unique to this process and call. */
+/** A cgroup parent name unique to this call. */
 export function testParent(): string {
   // Not starting with "telejob-": a server listing stale job cgroups below
-  // its own cgroup must not take a test's parent for one.
-  return `jobs-test-${Deno.pid}-${++counter}`;
+  // its own cgroup must not take a test's parent for one. Random, because
+  // test modules run in parallel share the pid but not this module's state.
+  return `jobs-test-${Deno.pid}-${++counter}-${
+    crypto.randomUUID().slice(0, 8)
+  }`;
 }
 
 /** Removes the test's parent cgroup directories (they must be empty). */
