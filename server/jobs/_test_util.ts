@@ -51,9 +51,12 @@ export async function withEngine(
     engine = await JobEngine.open({ dataDir, cgroups, ...options });
     await fn(engine, { dataDir, cgroups, parent });
   } finally {
-    await engine?.shutdown({ graceMs: 0 });
-    await removeParent(cgroups);
-    await Deno.remove(dataDir, { recursive: true });
+    try {
+      await engine?.shutdown({ graceMs: 0 });
+      await removeParent(cgroups);
+    } finally {
+      await Deno.remove(dataDir, { recursive: true });
+    }
   }
 }
 
