@@ -747,7 +747,12 @@ export class JobEngine {
    * this way are marked stopped without a `stoppedBy`. Idempotent.
    */
   shutdown(options: StopOptions = {}): Promise<void> {
-    const graceMs = parseGrace(options.graceMs);
+    let graceMs: number;
+    try {
+      graceMs = parseGrace(options.graceMs);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.#shutdown ??= this.#doShutdown(graceMs);
     return this.#shutdown;
   }
