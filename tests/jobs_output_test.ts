@@ -106,3 +106,39 @@ Deno.test("logs ends a follower on abort and releases its file", async () => {
     assert.equal((await engine.status("alice", job.id)).state, "running");
   });
 });
+
+Deno.test("a follower can start at a tail or an offset of a running job", async () => {
+  await withEngine(async (engine) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const fifo = `${dir}/go`;
+      await mkfifo(fifo);
+      const job = await engine.start("alice", {
+        command: "sh",
+        args: ["-c", 'echo first; read x < "$1"; echo second', "sh", fifo],
+      });
+      const decoder = new TextDecoder();
+      // Wait until the first line is there, then attach followers.
+      while (
+        decoder.decode(await collect(engine.logs("alice", job.id))) === ""
+      ) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const tail = collect(
+        engine.logs("alice", job.id, { follow: true, tail: 3 }),
+      );
+      const offset = collect(
+        engine.logs("alice", job.id, { follow: true, offset: 5 }),
+      );
+      const beyond = collect(
+        engine.logs("alice", job.id, { follow: true, offset: 1000 }),
+      );
+      await release(fifo);
+      assert.equal(decoder.decode(await tail), "st\nsecond\n");
+      assert.equal(decoder.decode(await offset), "\nsecond\n");
+      assert.equal(decoder.decode(await beyond), "");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
