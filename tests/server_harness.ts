@@ -45,6 +45,15 @@ export interface ServerProcess {
   alive(): boolean;
   /** Parsed JSON log lines so far. */
   logs(): Record<string, unknown>[];
+  /**
+   * Resolves with the first JSON log line from line index `from` on that
+   * matches; rejects after `timeoutMs` (default 10 s) or when the server exits.
+   */
+  waitForLog(
+    match: (entry: Record<string, unknown>) => boolean,
+    from?: number,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   /** Sends `signal` (default SIGTERM), waits for exit, removes the data dir. */
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
@@ -86,6 +95,7 @@ export async function startServer(
   let exited: Deno.CommandStatus | undefined;
   const status = child.status.then((s) => (exited = s));
   let onLine: (() => void) | undefined;
+  const lineWaiters = new Set<() => void>();
   const reading = (async () => {
     const decoder = new TextDecoder();
     let pending = "";
@@ -95,9 +105,11 @@ export async function startServer(
       pending = parts.pop()!;
       lines.push(...parts);
       onLine?.();
+      for (const waiter of lineWaiters) waiter();
     }
     if (pending) lines.push(pending);
     onLine?.();
+    for (const waiter of lineWaiters) waiter();
   })();
 
   const parse = (line: string): Record<string, unknown> | undefined => {
@@ -151,6 +163,35 @@ export async function startServer(
     dataDir,
     alive: () => exited === undefined,
     logs: () => lines.map(parse).filter((e) => e !== undefined),
+    waitForLog(match, from = 0, timeoutMs = 10_000) {
+      return new Promise((resolve, reject) => {
+        let scanned = from;
+        const done = (): void => {
+          clearTimeout(timer);
+          lineWaiters.delete(check);
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`No matching log line in ${timeoutMs} ms`));
+        }, timeoutMs);
+        function check(): void {
+          for (; scanned < lines.length; scanned++) {
+            const entry = parse(lines[scanned]);
+            if (entry && match(entry)) {
+              done();
+              resolve(entry);
+              return;
+            }
+          }
+          if (exited) {
+            done();
+            reject(new Error("The server exited"));
+          }
+        }
+        lineWaiters.add(check);
+        check();
+      });
+    },
     async stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
       if (!exited) child.kill(signal);
       const result = await status;
