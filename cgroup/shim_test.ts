@@ -30,7 +30,6 @@ async function run(
     assert.equal(shim.program, "/bin/sh");
     const child = new Deno.Command(shim.program, {
       args: shim.args,
-      detached: true,
       stdin: "null",
       stdout: "null",
       stderr: "null",
@@ -84,7 +83,7 @@ Deno.test("a leading-dash argument reaches the command; a missing command exits 
   assert.equal(r.output, "x\n");
   const missing = await run("/no such/-cmd", ["a"]);
   assert.equal(missing.status.code, 127);
-  assert.match(missing.output, /telejob-shim: .*\/no such\/-cmd: not found/);
+  assert.match(missing.output, /failed to execute \/no such\/-cmd: No such file or directory/);
 });
 
 Deno.test("stdout and stderr share one fd, appended to the output file", async () => {

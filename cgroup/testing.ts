@@ -57,7 +57,7 @@ export interface TestJob extends AsyncDisposable {
 
 /**
  * Runs `command` with `args` in `cgroup` the way the engine does: through the
- * shim, detached, stdio to /dev/null, output appended to a temporary file.
+ * shim (which starts a new session), stdio to /dev/null, output appended to a temporary file.
  * Disposing kills the cgroup's processes, reaps the child and deletes the
  * output file.
  */
@@ -76,7 +76,6 @@ export async function runJob(
   });
   const child = new Deno.Command(shim.program, {
     args: shim.args,
-    detached: true,
     stdin: "null",
     stdout: "null",
     stderr: "null",

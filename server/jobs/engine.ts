@@ -213,7 +213,7 @@ async function settle<T>(
  *   moves itself into that cgroup, points stdout and stderr at one
  *   append-mode fd on the job's output file, and execs the command, so the
  *   user's code never runs outside its limits. The job leads its own session
- *   (`detached`), gets a clean environment and stdin from /dev/null.
+ *   (setsid(1) at the end of the shim), gets a clean environment and stdin from /dev/null.
  * - A job ends when its main process exits. Then, like systemd's
  *   `KillMode=control-group`, whatever is left in its cgroup is killed; the
  *   OOM-kill counter and usage are read before the cgroup is removed; the
@@ -446,7 +446,6 @@ export class JobEngine {
         stdin: "null",
         stdout: "null",
         stderr: "null",
-        detached: true,
       }).spawn();
 
       const info: JobInfo = {
