@@ -87,14 +87,17 @@ Deno.test("parseBenchArgs picks sections, quick mode and the JSON file", () => {
     sections: ["floor", "engine", "api"],
     quick: false,
     json: undefined,
+    markdown: undefined,
     help: false,
   });
   assert.deepEqual(parseBenchArgs(["api", "floor", "--quick", "--json", "x"]), {
     sections: ["floor", "api"],
     quick: true,
     json: "x",
+    markdown: undefined,
     help: false,
   });
+  assert.equal(parseBenchArgs(["--markdown", "r.md"]).markdown, "r.md");
   assert.equal(parseBenchArgs(["--json=y.json"]).json, "y.json");
   assert.throws(() => parseBenchArgs(["--json"]), /--json needs a file/);
   assert.throws(() => parseBenchArgs(["engin"]), /Unknown argument "engin"/);

@@ -21,6 +21,7 @@ import {
 import { delay, loadAverage, machineInfo } from "./proc.ts";
 import {
   type BenchReport,
+  formatMarkdown,
   formatReport,
   type SectionResult,
 } from "./report.ts";
@@ -186,6 +187,10 @@ async function main(argv: string[]): Promise<number> {
   if (args.json) {
     await Deno.writeTextFile(args.json, JSON.stringify(report, null, 2) + "\n");
     console.log(`\nWrote ${args.json}`);
+  }
+  if (args.markdown) {
+    await Deno.writeTextFile(args.markdown, formatMarkdown(report));
+    console.log(`Wrote ${args.markdown}`);
   }
   const failed = report.sections.some((s) => s.error);
   return state.interrupted ? 130 : failed ? 1 : 0;

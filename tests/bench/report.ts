@@ -141,3 +141,63 @@ export function formatReport(report: BenchReport): string {
   }
   return lines.join("\n");
 }
+
+/** `report` as Markdown: one table per section, notes as list items. */
+export function formatMarkdown(report: BenchReport): string {
+  const m = report.machine;
+  const cell = (text: string) => text.replaceAll("|", "\\|");
+  const lines: string[] = [
+    `Measured ${m.date} on ${m.hostname}: Linux ${m.kernel}, ${m.cpus} x ` +
+    `${m.cpuModel}, ${formatNumber(m.memTotalBytes / 2 ** 30)} GiB, Deno ` +
+    `${m.deno}, open files ${m.fdLimit}; load average ${
+      m.loadBefore.join(" ")
+    } before${m.loadAfter ? ` and ${m.loadAfter.join(" ")} after` : ""}` +
+    `${report.quick ? " (quick mode)" : ""}.`,
+  ];
+  for (const section of report.sections) {
+    lines.push(
+      "",
+      `### ${section.section} (${formatNumber(section.seconds)} s)`,
+      "",
+    );
+    if (section.measurements.length > 0) {
+      lines.push(
+        "| measure | value | floor | target | | how |",
+        "|---|---:|---:|---:|---|---|",
+      );
+      for (const x of section.measurements) {
+        lines.push(
+          `| ${
+            [
+              x.label,
+              `${formatNumber(x.value)} ${x.unit}`,
+              x.floor === undefined ? "" : `${formatNumber(x.floor)} ${x.unit}`,
+              x.target === undefined
+                ? ""
+                : `${x.target.op} ${formatNumber(x.target.value)} ${x.unit}`,
+              x.target === undefined ? "" : verdict(x.value, x.target),
+              x.detail ?? "",
+            ].map((c) => cell(c.trim())).join(" | ")
+          } |`,
+        );
+      }
+    }
+    if (section.notes.length > 0) lines.push("");
+    for (const note of section.notes) {
+      const [first, ...rest] = note.split("\n");
+      lines.push(`- ${first}`);
+      if (rest.length > 0) {
+        lines.push(
+          "",
+          "  ```",
+          ...rest.map((r) => `  ${r}`),
+          "  ```",
+        );
+      }
+    }
+    if (section.error) {
+      lines.push("", `Section failed: \`${section.error.split("\n")[0]}\``);
+    }
+  }
+  return lines.join("\n") + "\n";
+}

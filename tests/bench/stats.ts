@@ -184,6 +184,8 @@ export interface BenchArgs {
   quick: boolean;
   /** Where to write the results as JSON, if anywhere. */
   json?: string;
+  /** Where to write the report as Markdown tables, if anywhere. */
+  markdown?: string;
   /** Print usage and exit. */
   help: boolean;
 }
@@ -191,6 +193,7 @@ export interface BenchArgs {
 /** Usage text of `deno task bench`. */
 export const USAGE =
   `Usage: deno task bench [floor] [engine] [api] [--quick] [--json FILE]
+                       [--markdown FILE]
 
 Measures the job engine and the gRPC API against this machine's floor.
 With no section named, all three run in order.
@@ -200,6 +203,7 @@ With no section named, all three run in order.
   api          a real telejob-server over mTLS, the telejob CLI
   --quick      small counts: a smoke run of a minute or two
   --json FILE  also write every number as JSON to FILE
+  --markdown FILE  also write the report as Markdown tables to FILE
   --help       this text`;
 
 /**
@@ -210,6 +214,7 @@ export function parseBenchArgs(args: readonly string[]): BenchArgs {
   const chosen = new Set<Section>();
   let quick = false;
   let json: string | undefined;
+  let markdown: string | undefined;
   let help = false;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -223,20 +228,30 @@ export function parseBenchArgs(args: readonly string[]): BenchArgs {
         throw new TypeError("--json needs a file name, e.g. --json out.json");
       }
       json = value;
+    } else if (arg === "--markdown" || arg.startsWith("--markdown=")) {
+      const value = arg === "--markdown"
+        ? args[++i]
+        : arg.slice("--markdown=".length);
+      if (!value) {
+        throw new TypeError(
+          "--markdown needs a file name, e.g. --markdown report.md",
+        );
+      }
+      markdown = value;
     } else if ((SECTIONS as readonly string[]).includes(arg)) {
       chosen.add(arg as Section);
     } else {
       throw new TypeError(
         `Unknown argument ${JSON.stringify(arg)}: expected one of ${
           SECTIONS.join(", ")
-        }, --quick, --json FILE or --help`,
+        }, --quick, --json FILE, --markdown FILE or --help`,
       );
     }
   }
   const sections = chosen.size === 0
     ? [...SECTIONS]
     : SECTIONS.filter((s) => chosen.has(s));
-  return { sections, quick, json, help };
+  return { sections, quick, json, markdown, help };
 }
 
 /** A target from the issues: the measured value must be `op` `value`. */
