@@ -8,7 +8,10 @@
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation } from "grpc-health-check";
+import {
+  HealthImplementation,
+  protoPath as healthProtoPath,
+} from "grpc-health-check";
 import { fileURLToPath } from "node:url";
 import type { TLSSocket } from "node:tls";
 import type { ListenAddress } from "./config.ts";
@@ -117,7 +120,9 @@ export async function startTelejobServer(
   });
   health.addToServer(server);
 
-  const definition = protoLoader.loadSync(PROTO_FILE, {
+  // Reflection describes our API and the health service, so grpcurl can
+  // call both.
+  const definition = protoLoader.loadSync([PROTO_FILE, healthProtoPath], {
     includeDirs: [PROTO_ROOT],
     keepCase: true,
     longs: String,

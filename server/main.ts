@@ -133,10 +133,15 @@ export async function serverMain(
     signal.promise,
     (options.stop ?? new Promise<never>(() => {})).then(() => "stop"),
   ]);
-  signal.dispose();
   logger.event("shutting_down", { reason });
-  await server.shutdown();
-  await engine.shutdown();
+  // The listeners stay until the end: a second SIGTERM (a service manager
+  // repeating itself) must not kill us half-way through stopping jobs.
+  try {
+    await server.shutdown();
+    await engine.shutdown();
+  } finally {
+    signal.dispose();
+  }
   logger.event("stopped");
   return 0;
 }
