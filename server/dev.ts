@@ -4,10 +4,11 @@
  * prints the environment a client needs.
  * @module
  */
-import { fromFileUrl, join } from "node:path";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { serverMain } from "./main.ts";
 
-const repoRoot = fromFileUrl(new URL("..", import.meta.url));
+const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 const testdata = join(repoRoot, "tests", "testdata");
 
 /** Flags `deno task serve` passes to telejob-server before the user's own. */
