@@ -539,3 +539,62 @@ Deno.test("a restarted server lists the earlier jobs with their output", async (
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
 });
+
+async function rssBytes(pid: number): Promise<number> {
+  const text = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(text)?.[1]) * 1024;
+}
+
+Deno.test("a reader that stops reading holds back the server, not its memory; cancel ends the stream", async () => {
+  await withServer(async (server, { c1 }) => {
+    const size = 400 * 1024 * 1024;
+    const before = await rssBytes(server.child.pid);
+    const id = await start(c1, "head", ["-c", String(size), "/dev/zero"]);
+
+    // A follower that reads one message and then nothing more.
+    const from = server.lines.length;
+    const stalled = c1.logs({ id, follow: true, offset: 0 });
+    await new Promise<void>((resolve) => {
+      stalled.once("data", () => {
+        stalled.pause();
+        resolve();
+      });
+    });
+    const ended = new Promise<string>((resolve) => {
+      stalled.on(
+        "error",
+        (e: grpc.ServiceError) => resolve(grpc.status[e.code]),
+      );
+      stalled.on("end", () => resolve("END"));
+    });
+
+    // Meanwhile the admin reads everything at full speed.
+    const admin = clientFor(server, "admin");
+    try {
+      const all = await readLogs(admin, { id, follow: true });
+      assert.ok("data" in all);
+      assert.equal(all.data.length, size);
+    } finally {
+      admin.close();
+    }
+    assert.equal((await status(c1, id)).exitCode, 0);
+
+    // The stalled stream's unread output stayed on disk, not in the server.
+    const grown = (await rssBytes(server.child.pid)) - before;
+    assert.ok(
+      grown < 150 * 1024 * 1024,
+      `server memory grew by ${
+        Math.round(grown / 2 ** 20)
+      } MiB with a stalled reader`,
+    );
+
+    stalled.cancel();
+    assert.equal(await ended, "CANCELLED");
+    const line = await server.waitForLog(
+      (e) => e.method === "Logs" && e.user === "client1",
+      from,
+    );
+    assert.equal(line.outcome, "CANCELLED");
+    assert.ok(server.alive());
+  });
+});
