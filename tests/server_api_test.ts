@@ -598,3 +598,30 @@ Deno.test("a reader that stops reading holds back the server, not its memory; ca
     assert.ok(server.alive());
   });
 });
+
+Deno.test("per-user job quota: RESOURCE_EXHAUSTED for the user over it, others unaffected", async () => {
+  const server = await startServer({ args: ["--max-jobs-per-user", "1"] });
+  const c1 = clientFor(server, "client1");
+  const c2 = clientFor(server, "client2");
+  try {
+    const first = await start(c1, "sleep", ["100"]);
+    const over = await failure(c1, "start", {
+      command: "sleep",
+      args: ["100"],
+      env: [],
+      cwd: "",
+    });
+    assert.equal(over.code, "RESOURCE_EXHAUSTED");
+    assert.match(over.details, /1/);
+    const other = await start(c2, "sleep", ["100"]);
+    await call(c1, "stop", { id: first, grace: { seconds: 0, nanos: 0 } });
+    await call(c2, "stop", { id: other, grace: { seconds: 0, nanos: 0 } });
+    // A finished job no longer counts.
+    const again = await start(c1, "true");
+    await waitFinished(c1, again);
+  } finally {
+    c1.close();
+    c2.close();
+    assert.equal((await server.stop()).code, 0);
+  }
+});
