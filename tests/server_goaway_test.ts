@@ -350,7 +350,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "server survives GOAWAY churn of 8,000 connections (10,000 with the other case)",
+  name:
+    "server survives GOAWAY churn of 8,000 connections (10,000 with the other case)",
   async fn() {
     // Unprotected, it crashed within the first ~600 CLI-like connections.
     await survivesChurn({ cli: 3_000, hostile: 5_000 }, {});
