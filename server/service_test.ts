@@ -1,10 +1,19 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
-import { JobState, StartRequest } from "../proto/gen/telejob/v1/telejob.ts";
+import {
+  JobState,
+  LogsResponse,
+  StartRequest,
+} from "../proto/gen/telejob/v1/telejob.ts";
 import { JobError } from "./jobs/errors.ts";
 import type { JobInfo } from "./jobs/mod.ts";
-import { mapError, telejobServiceDefinition, toProtoJob } from "./service.ts";
+import {
+  encodeLogsResponse,
+  mapError,
+  telejobServiceDefinition,
+  toProtoJob,
+} from "./service.ts";
 
 Deno.test("mapError maps each JobError code to its gRPC status and keeps the message", () => {
   const cases: [JobError, grpc.status][] = [
@@ -99,4 +108,14 @@ Deno.test("the service's decoders never throw on malformed bytes", () => {
   );
   assert.equal(typeof bad, "object");
   assert.equal((bad as StartRequest).command, undefined);
+});
+
+Deno.test("encodeLogsResponse matches the generated encoder", () => {
+  for (const size of [0, 1, 127, 128, 16_383, 16_384, 65_536, 300_000]) {
+    const data = new Uint8Array(size).map((_, i) => i % 251);
+    const ours = encodeLogsResponse({ data });
+    const generated = LogsResponse.encode({ data }).finish();
+    assert.deepEqual(new Uint8Array(ours), generated, `size ${size}`);
+    assert.deepEqual(new Uint8Array(LogsResponse.decode(ours).data), data);
+  }
 });
