@@ -81,6 +81,21 @@ export async function readOptional(path: string): Promise<string | undefined> {
   }
 }
 
+/**
+ * Reads a cgroup file synchronously, or returns `undefined` when it does not
+ * exist. For small counter files (a few microseconds of kernel work), where
+ * the round trip through Deno's blocking thread pool of the async read costs
+ * more than the read itself and queues behind every other job's file work.
+ */
+export function readOptionalSync(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw cgroupError(`read ${path}`, error);
+  }
+}
+
 /** Whether `path` exists. */
 export async function exists(path: string): Promise<boolean> {
   try {
@@ -94,7 +109,18 @@ export async function exists(path: string): Promise<boolean> {
 
 /** Parses a `cgroup.procs` file: one pid per line. */
 export async function readPids(procsFile: string): Promise<number[]> {
-  const text = await readOptional(procsFile);
+  return parsePids(await readOptional(procsFile));
+}
+
+/**
+ * Like {@linkcode readPids}, synchronously: a job's `cgroup.procs` lists its
+ * few processes in microseconds (see {@linkcode readOptionalSync}).
+ */
+export function readPidsSync(procsFile: string): number[] {
+  return parsePids(readOptionalSync(procsFile));
+}
+
+function parsePids(text: string | undefined): number[] {
   if (text === undefined) return [];
   const pids: number[] = [];
   for (const line of text.split("\n")) {
