@@ -337,7 +337,8 @@ export class JobEngine {
   ): Promise<{ bytes: number; limitReached: boolean }> {
     let size = 0;
     try {
-      size = (await Deno.stat(path)).size;
+      // Synchronous: a stat is microseconds, less than the thread-pool hop.
+      size = Deno.statSync(path).size;
     } catch {
       return { bytes: 0, limitReached: false };
     }
@@ -532,16 +533,26 @@ export class JobEngine {
     // Like systemd's KillMode=control-group: the job is its main process;
     // whatever it left behind goes with it.
     // A kill begun by stop or the cap may predate the main process's exit;
-    // once it is done, one more makes sure nothing is left.
+    // once it is done, one more makes sure nothing is left. The main process
+    // has been reaped, so only the cgroup is signalled (signalling the
+    // child now would only build and drop an error).
     await job.killing;
-    job.killing = undefined;
-    await this.#kill(job);
-    const ooms = await settle("oom count", id, () => cgroup.oomKills());
-    const usage = await settle("usage", id, () => cgroup.usage());
-    await settle("cgroup removal", id, () => cgroup.remove());
-    const { bytes, limitReached } = await this.#finalSize(
-      this.#output.path(id),
-    );
+    job.killing = cgroup.kill().catch((killError) => {
+      console.error(`Job ${id}: kill failed:`, killError);
+    });
+    await job.killing;
+    // The drivers read these counters synchronously (microseconds each), so
+    // the end of a short job is a few event-loop turns, not a queue of
+    // round trips through the blocking thread pool that the next start
+    // would wait behind.
+    const [ooms, usage] = await Promise.all([
+      settle("oom count", id, () => cgroup.oomKills()),
+      settle("usage", id, () => cgroup.usage()),
+    ]);
+    const [, { bytes, limitReached }] = await Promise.all([
+      settle("cgroup removal", id, () => cgroup.remove()),
+      this.#finalSize(this.#output.path(id)),
+    ]);
 
     info.state = "finished";
     info.endedAt = new Date();
