@@ -62,6 +62,12 @@ async function inParallel<T>(
   await Promise.all(Array.from({ length: CGROUP_CONCURRENCY }, worker));
 }
 
+// A writing job's output size is checked against the cap at most this often.
+// Checking at every inotify modify event kept a back-to-back stat loop
+// running for as long as a job wrote, a core of the server's; what a job
+// writes past the cap in between is truncated when it is killed.
+const CAP_CHECK_INTERVAL_MS = 50;
+
 // setTimeout takes a signed 32-bit delay; larger values fire at once.
 const MAX_GRACE_MS = 2 ** 31 - 1;
 
@@ -93,8 +99,14 @@ interface RunningJob {
   termSent: boolean;
   /** The one kill of the job's cgroup, shared by stop, cap and end. */
   killing?: Promise<void>;
-  /** Output-cap check: idle, a stat in flight, or in flight with another event pending. */
-  capState: 0 | 1 | 2;
+  /** When the output cap was last checked (performance.now()). */
+  capCheckedAt: number;
+  /**
+   * The next cap check, armed by a modify event within CAP_CHECK_INTERVAL_MS
+   * of the last one and released when it fires: only writing jobs have one.
+   */
+  capTimer?: ReturnType<typeof setTimeout>;
+  /** Killing the job and truncating its output once it reached the cap. */
   capCheck?: Promise<void>;
   /** Set when the main process has exited and the end is being recorded. */
   ending: boolean;
@@ -472,7 +484,7 @@ export class JobEngine {
         child,
         ended: new Promise((resolve) => resolveEnded = resolve),
         termSent: false,
-        capState: 0,
+        capCheckedAt: 0,
         ending: false,
       };
       this.#running.set(id, job);
@@ -526,6 +538,8 @@ export class JobEngine {
     const { info, cgroup } = job;
     const id = info.id;
     job.ending = true;
+    clearTimeout(job.capTimer);
+    job.capTimer = undefined;
     if (error !== undefined) {
       console.error(`Job ${id}: waiting for its process failed:`, error);
     }
@@ -582,43 +596,49 @@ export class JobEngine {
     if (job !== undefined) this.#scheduleCapCheck(job);
   }
 
-  /** Coalesces modify events: at most one stat in flight per job. */
+  /**
+   * Rate-limits the cap check to one stat per CAP_CHECK_INTERVAL_MS per job:
+   * the first modify event after a quiet interval checks at once, later ones
+   * arm one timer, and every event is followed by a check that starts after
+   * it, so the last write before the job goes quiet is always checked.
+   */
   #scheduleCapCheck(job: RunningJob): void {
-    if (job.ending || job.info.outputLimitReached) return;
-    if (job.capState !== 0) {
-      job.capState = 2;
+    if (
+      job.ending || job.info.outputLimitReached || job.capTimer !== undefined
+    ) return;
+    const wait = job.capCheckedAt + CAP_CHECK_INTERVAL_MS - performance.now();
+    if (wait <= 0) {
+      this.#capCheck(job);
       return;
     }
-    job.capState = 1;
-    job.capCheck = this.#capCheck(job).finally(() => {
-      job.capState = 0;
-      job.capCheck = undefined;
-    });
+    job.capTimer = setTimeout(() => {
+      job.capTimer = undefined;
+      this.#capCheck(job);
+    }, wait);
   }
 
-  async #capCheck(job: RunningJob): Promise<void> {
+  #capCheck(job: RunningJob): void {
+    if (job.ending || job.info.outputLimitReached) return;
+    job.capCheckedAt = performance.now();
     const path = this.#output.path(job.info.id);
-    while (!job.ending) {
-      let size: number;
-      try {
-        size = (await Deno.stat(path)).size;
-      } catch {
-        return;
-      }
-      if (size >= this.#outputLimit) {
-        job.info.outputLimitReached = true;
-        await this.#kill(job);
-        // The job's writers are all dead: nothing appends after this.
-        await settle(
-          "output truncation",
-          job.info.id,
-          () => Deno.truncate(path, this.#outputLimit),
-        );
-        return;
-      }
-      if (job.capState !== 2) return;
-      job.capState = 1;
+    let size: number;
+    try {
+      // Synchronous: a stat is microseconds, less than the thread-pool hop.
+      size = Deno.statSync(path).size;
+    } catch {
+      return;
     }
+    if (size < this.#outputLimit) return;
+    job.info.outputLimitReached = true;
+    job.capCheck = (async () => {
+      await this.#kill(job);
+      // The job's writers are all dead: nothing appends after this.
+      await settle(
+        "output truncation",
+        job.info.id,
+        () => Deno.truncate(path, this.#outputLimit),
+      );
+    })();
   }
 
   /**
