@@ -767,7 +767,13 @@ export class JobEngine {
       running: () => this.#running.has(id),
       changed: () => this.#output.changed(id),
       limit: this.#outputLimit,
-    }, { offset, tail, follow: options.follow, signal: options.signal });
+    }, {
+      offset,
+      tail,
+      follow: options.follow,
+      signal: options.signal,
+      reuseBuffer: options.reuseBuffer === true,
+    });
   }
 
   /**

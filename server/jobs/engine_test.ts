@@ -172,6 +172,21 @@ Deno.test("random binary output round-trips exactly", async () => {
         await collect(engine.logs("alice", job.id, { tail: 777 })),
         blob.subarray(blob.length - 777),
       );
+      // With reuseBuffer every chunk is a view of the same buffer, so the
+      // consumer copies each before asking for the next.
+      const copied = new Uint8Array(blob.length);
+      const buffers = new Set<ArrayBufferLike>();
+      let at = 0;
+      for await (
+        const chunk of engine.logs("alice", job.id, { reuseBuffer: true })
+      ) {
+        buffers.add(chunk.buffer);
+        copied.set(chunk, at);
+        at += chunk.length;
+      }
+      assert.equal(buffers.size, 1);
+      assert.equal(at, blob.length);
+      assert.deepEqual(copied, blob);
       assert.equal(
         (await engine.status("alice", job.id)).outputBytes,
         blob.length,
