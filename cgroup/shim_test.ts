@@ -83,7 +83,10 @@ Deno.test("a leading-dash argument reaches the command; a missing command exits 
   assert.equal(r.output, "x\n");
   const missing = await run("/no such/-cmd", ["a"]);
   assert.equal(missing.status.code, 127);
-  assert.match(missing.output, /failed to execute \/no such\/-cmd: No such file or directory/);
+  assert.match(
+    missing.output,
+    /failed to execute \/no such\/-cmd: No such file or directory/,
+  );
 });
 
 Deno.test("stdout and stderr share one fd, appended to the output file", async () => {
