@@ -5,29 +5,8 @@
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
-import http2 from "node:http2";
 import { connect as tlsConnect } from "node:tls";
 import { type Job, TelejobClient } from "../../proto/gen/telejob/v1/telejob.ts";
-import { protectSession } from "../../server/goaway.ts";
-
-/** How many client HTTP/2 sessions got the GOAWAY protection (for a check). */
-export let protectedSessions = 0;
-
-// Deno 2.9.4-2.9.6's node:http2 has a use-after-free when a session receives
-// GOAWAY (shared/docs/deno-http2-goaway-crash.md). A client that closes its
-// connection gets the server's GOAWAY back, and this benchmark once died of
-// the nghttp2 assertion that way, so its client sessions get the same
-// deferral as the server's. grpc-js looks `connect` up on the module object
-// at each connection, so replacing it there reaches grpc-js too.
-const originalConnect = http2.connect;
-(http2 as { connect: typeof http2.connect }).connect = ((
-  ...args: Parameters<typeof http2.connect>
-) => {
-  const session = originalConnect(...args);
-  protectSession(session);
-  protectedSessions++;
-  return session;
-}) as typeof http2.connect;
 
 /** Certificate files a client presents and trusts. */
 export interface ClientCerts {
