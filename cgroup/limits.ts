@@ -8,6 +8,7 @@
  */
 import { availableParallelism } from "node:os";
 import { JobError } from "../server/jobs/errors.ts";
+import { parseByteSize } from "./size.ts";
 import type { IoLimit, Limits } from "./types.ts";
 
 /** Smallest CPU limit: the kernel's minimum quota is 1 ms per 100 ms. */
@@ -58,23 +59,6 @@ export function hostMemoryBytes(): number {
   }
   return memTotal;
 }
-
-const UNITS: Record<string, number> = {
-  "": 1024,
-  b: 1,
-  k: 1024,
-  kb: 1024,
-  kib: 1024,
-  m: 1024 ** 2,
-  mb: 1024 ** 2,
-  mib: 1024 ** 2,
-  g: 1024 ** 3,
-  gb: 1024 ** 3,
-  gib: 1024 ** 3,
-  t: 1024 ** 4,
-  tb: 1024 ** 4,
-  tib: 1024 ** 4,
-};
 
 function formatBytes(bytes: number): string {
   for (const [unit, size] of [["G", 1024 ** 3], ["M", 1024 ** 2]] as const) {
@@ -135,10 +119,10 @@ export function parseCpu(value: string): number {
 
 /** Parses `--memory-limit`: KiB by default, or with a unit (K, M, G, T). */
 export function parseMemory(value: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
-  const unit = match ? UNITS[match[2].toLowerCase()] : undefined;
-  const bytes = match && unit ? Math.round(Number(match[1]) * unit) : NaN;
-  const problem = match && !unit
+  const bytes = parseByteSize(value, { plainUnit: 1024 });
+  const unknownUnit = Number.isNaN(bytes) &&
+    /^\s*\d+(?:\.\d+)?\s*[a-zA-Z]+\s*$/.test(value);
+  const problem = unknownUnit
     ? "unknown unit; use K, M, G or T (powers of 1024), or no unit for KiB"
     : memoryProblem(bytes);
   if (problem) {

@@ -4,6 +4,7 @@
  * decides what is allowed (its limits are the ceilings).
  * @module
  */
+import { parseByteSize } from "../cgroup/size.ts";
 
 /** A flag value the CLI cannot read; a usage error (exit 2). */
 export class ValueError extends Error {
@@ -14,32 +15,13 @@ export class ValueError extends Error {
   }
 }
 
-const SIZE_UNITS: Record<string, number> = {
-  "": 1024,
-  b: 1,
-  k: 1024,
-  kb: 1024,
-  kib: 1024,
-  m: 1024 ** 2,
-  mb: 1024 ** 2,
-  mib: 1024 ** 2,
-  g: 1024 ** 3,
-  gb: 1024 ** 3,
-  gib: 1024 ** 3,
-  t: 1024 ** 4,
-  tb: 1024 ** 4,
-  tib: 1024 ** 4,
-};
-
 /**
  * Parses a memory size in bytes: a number with a unit (`512M`, `1.5G`,
  * `64K`, `100B`; powers of 1024) or a plain number of KiB, as the server's
  * `--memory-limit` (and the seed) read it.
  */
 export function parseSize(flag: string, value: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
-  const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
-  const bytes = m && unit ? Math.round(Number(m[1]) * unit) : NaN;
+  const bytes = parseByteSize(value, { plainUnit: 1024 });
   if (!Number.isSafeInteger(bytes) || bytes <= 0) {
     throw new ValueError(
       `Invalid ${flag} ${

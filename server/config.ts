@@ -12,6 +12,7 @@ import {
   UsageError,
 } from "../client/args.ts";
 import { parseLimitFlags } from "../cgroup/limits.ts";
+import { parseByteSize } from "../cgroup/size.ts";
 import type { Limits } from "../cgroup/types.ts";
 
 export { UsageError };
@@ -201,28 +202,9 @@ export function parseAddress(value: string): ListenAddress {
   return { host, port };
 }
 
-const SIZE_UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  k: 1024,
-  kb: 1024,
-  kib: 1024,
-  m: 1024 ** 2,
-  mb: 1024 ** 2,
-  mib: 1024 ** 2,
-  g: 1024 ** 3,
-  gb: 1024 ** 3,
-  gib: 1024 ** 3,
-  t: 1024 ** 4,
-  tb: 1024 ** 4,
-  tib: 1024 ** 4,
-};
-
 /** Parses `--output-limit`: bytes, or with a unit (K, M, G, T; powers of 1024). */
 export function parseOutputLimit(value: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
-  const unit = match ? SIZE_UNITS[match[2].toLowerCase()] : undefined;
-  const bytes = match && unit ? Math.round(Number(match[1]) * unit) : NaN;
+  const bytes = parseByteSize(value, { plainUnit: 1 });
   if (!Number.isSafeInteger(bytes) || bytes < 1) {
     throw new UsageError(
       `Invalid --output-limit ${
