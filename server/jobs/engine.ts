@@ -537,6 +537,9 @@ export class JobEngine {
   ): Promise<JobInfo> {
     const { info, cgroup } = job;
     const id = info.id;
+    // The job ended when its main process did, not when the clean-up after
+    // it (killing leftovers, reading counters, removing the cgroup) is done.
+    const endedAt = new Date();
     job.ending = true;
     clearTimeout(job.capTimer);
     job.capTimer = undefined;
@@ -569,7 +572,7 @@ export class JobEngine {
     ]);
 
     info.state = "finished";
-    info.endedAt = new Date();
+    info.endedAt = endedAt;
     if (status?.signal) info.signal = status.signal;
     else if (status) info.exitCode = status.code;
     info.oomKilled = (ooms ?? 0) > 0;
