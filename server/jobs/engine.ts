@@ -43,7 +43,10 @@ export interface EngineOptions {
 export const DEFAULT_OUTPUT_LIMIT_BYTES = 1024 * 1024 * 1024;
 /** Default grace period of `stop` and `shutdown`: 10 s. */
 export const DEFAULT_GRACE_MS = 10_000;
-/** Prefix of job cgroup names; the driver lists cgroups by it. */
+/**
+ * Prefix of every job cgroup name; the driver lists cgroups by it. An
+ * engine's own names add its data dir's instance id: `telejob-<instance>-<id>`.
+ */
 export const CGROUP_PREFIX = "telejob-";
 
 // How many jobs' cgroups list() and recovery read at once: enough to hide
@@ -221,7 +224,7 @@ async function settle<T>(
  *   malformed id is `invalid_argument` on field `id`.
  * - A job of another owner behaves exactly like a missing job: the same
  *   `not_found` error ({@linkcode jobNotFound}). Admins see and stop every job.
- * - A job runs in its own cgroup `telejob-<id>`; the `/bin/sh` startup shim
+ * - A job runs in its own cgroup `telejob-<instance>-<id>`; the `/bin/sh` startup shim
  *   moves itself into that cgroup, points stdout and stderr at one
  *   append-mode fd on the job's output file, and execs the command, so the
  *   user's code never runs outside its limits. The job leads its own session
@@ -242,6 +245,8 @@ async function settle<T>(
 export class JobEngine {
   #store: JobStore;
   #cgroups: CgroupDriver;
+  /** `telejob-<instance>-`: this data dir's job cgroups, and only those. */
+  #cgroupPrefix: string;
   #limits: Limits;
   #outputLimit: number;
   #admins: Set<string>;
@@ -261,6 +266,7 @@ export class JobEngine {
   ) {
     this.#store = store;
     this.#cgroups = options.cgroups;
+    this.#cgroupPrefix = `${CGROUP_PREFIX}${store.instanceId()}-`;
     this.#limits = options.limits ?? {};
     this.#outputLimit = outputLimit;
     this.#admins = new Set(options.admins ?? []);
@@ -272,8 +278,9 @@ export class JobEngine {
    * (`<dataDir>/output`). Jobs recorded as running belong to a server
    * process that died: each one's cgroup is killed, its usage read and the
    * cgroup removed, and the job is marked finished and `lostInRestart`. Any
-   * other `telejob-` cgroup below the parent is stale and removed too, so
-   * no orphan survives a restart.
+   * other cgroup of this data dir (`telejob-<instance>-*`) below the parent
+   * is stale and removed too, so no orphan survives a restart; cgroups of
+   * other servers are left alone.
    */
   static async open(options: EngineOptions): Promise<JobEngine> {
     const outputLimit = options.outputLimitBytes ?? DEFAULT_OUTPUT_LIMIT_BYTES;
@@ -305,14 +312,20 @@ export class JobEngine {
   }
 
   async #recover(outputDir: string): Promise<void> {
-    const stale = new Set(await this.#cgroups.list());
+    const stale = new Set(
+      (await this.#cgroups.list()).filter((name) =>
+        name.startsWith(this.#cgroupPrefix)
+      ),
+    );
     const lost = this.#store.running();
     // Claim the lost jobs' cgroups first so the stale sweep below skips them.
     const owned = new Set(
-      lost.map((job) => CGROUP_PREFIX + job.id).filter((n) => stale.delete(n)),
+      lost.map((job) => this.#cgroupPrefix + job.id).filter((n) =>
+        stale.delete(n)
+      ),
     );
     await inParallel(lost, async (job) => {
-      const name = CGROUP_PREFIX + job.id;
+      const name = this.#cgroupPrefix + job.id;
       let usage = job.usage;
       let oomKilled = false;
       if (owned.has(name)) {
@@ -446,7 +459,7 @@ export class JobEngine {
       });
       const outputPath = this.#output.path(id);
       this.#output.create(id);
-      cgroup = await this.#cgroups.create(CGROUP_PREFIX + id, limits);
+      cgroup = await this.#cgroups.create(this.#cgroupPrefix + id, limits);
       const shim = shimCommand(resolved.program, resolved.args, {
         procsFiles: cgroup.procsFiles,
         outputPath,

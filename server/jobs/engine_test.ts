@@ -81,7 +81,7 @@ Deno.test("a job is in its cgroup from its first instruction", async () => {
           : list.split(",").includes(controller);
       });
       assert.ok(line, `no ${controller} line in ${output}`);
-      assert.match(line, new RegExp(`/telejob-${job.id}$`), output);
+      assert.match(line, new RegExp(`/telejob-[0-9a-f]{8}-${job.id}$`), output);
     }
     const info = await engine.status("alice", job.id);
     assert.equal(info.state, "finished");
@@ -550,4 +550,38 @@ Deno.test("after a graceful shutdown a new engine lists the stopped jobs", async
     await removeParent(cgroups);
     await Deno.remove(dataDir, { recursive: true });
   }
+});
+
+Deno.test("two engines below one cgroup parent keep their jobs apart", async () => {
+  // Two servers with their own data dirs in one cgroup (both at job id 1):
+  // neither may collide on the other's cgroup name or sweep the other's
+  // running job away as stale when it starts.
+  await withEngine(async (first, { cgroups }) => {
+    const firstJob = await first.start("alice", {
+      command: "sleep",
+      args: ["600"],
+    });
+    const secondDir = await Deno.makeTempDir({
+      prefix: "telejob-engine-test-",
+    });
+    const second = await JobEngine.open({ dataDir: secondDir, cgroups });
+    try {
+      const secondJob = await second.start("alice", {
+        command: "sleep",
+        args: ["600"],
+      });
+      assert.equal(secondJob.id, firstJob.id);
+      assert.equal(
+        (await first.status("alice", firstJob.id)).state,
+        "running",
+        "the second engine's start-up sweep left the first one's job alone",
+      );
+      assert.equal((await cgroups.list()).length, 2);
+    } finally {
+      await second.shutdown({ graceMs: 0 });
+      await Deno.remove(secondDir, { recursive: true });
+    }
+    assert.equal((await first.status("alice", firstJob.id)).state, "running");
+    assert.equal((await cgroups.list()).length, 1);
+  });
 });

@@ -42,6 +42,10 @@ export interface StoreOptions {
 const SCHEMA_VERSION = 1;
 
 const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS jobs (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   owner TEXT NOT NULL,
@@ -170,6 +174,24 @@ export class JobStore {
       }
       throw error;
     }
+  }
+
+  /**
+   * A random id of this data dir, made on first use and kept. Job cgroups are
+   * named after it, so two servers below one cgroup parent (each with its own
+   * data dir) neither collide on `telejob-1` nor sweep each other's jobs away
+   * as stale at start-up.
+   */
+  instanceId(): string {
+    const row = this.#db.prepare(
+      "SELECT value FROM meta WHERE key = 'instance'",
+    )
+      .get() as { value: string } | undefined;
+    if (row !== undefined) return row.value;
+    const id = crypto.randomUUID().replaceAll("-", "").slice(0, 8);
+    this.#db.prepare("INSERT INTO meta (key, value) VALUES ('instance', ?)")
+      .run(id);
+    return id;
   }
 
   /** Records a new running job and returns its id. */
