@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   cgroupError,
+  existsSync,
   jobDirName,
   joinCgroupPath,
   listJobDirs,
@@ -10,6 +11,7 @@ import {
   resolveParent,
   signalPid,
   writeFile,
+  writeFileSync,
 } from "./fs.ts";
 import { runJob, testDriver, waitFor } from "./testing.ts";
 
@@ -67,6 +69,22 @@ Deno.test("cgroupError names the action, the path and what to do", () => {
 Deno.test("writeFile wraps a kernel error with the path", async () => {
   await assert.rejects(
     () => writeFile("/proc/self/no-such-dir/file", "1"),
+    /Failed to write "1" to \/proc\/self\/no-such-dir\/file: .*check that the cgroup exists/,
+  );
+});
+
+Deno.test("writeFileSync writes in one write and wraps a kernel error with the path", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    writeFileSync(`${dir}/limit`, "100");
+    assert.equal(await Deno.readTextFile(`${dir}/limit`), "100");
+    assert.ok(existsSync(`${dir}/limit`));
+    assert.ok(!existsSync(`${dir}/missing`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.throws(
+    () => writeFileSync("/proc/self/no-such-dir/file", "1"),
     /Failed to write "1" to \/proc\/self\/no-such-dir\/file: .*check that the cgroup exists/,
   );
 });

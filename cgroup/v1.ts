@@ -12,7 +12,7 @@
  */
 import type { CgroupDriver, JobCgroup, Limits, Usage } from "./types.ts";
 import {
-  exists,
+  existsSync,
   jobDirName,
   joinCgroupPath,
   listJobDirs,
@@ -27,6 +27,7 @@ import {
   signalPid,
   sleep,
   writeFile,
+  writeFileSync,
 } from "./fs.ts";
 import {
   type CgroupMembership,
@@ -168,7 +169,7 @@ export class V1Driver implements CgroupDriver {
     try {
       const failed = made.find((r) => r.status === "rejected");
       if (failed) throw failed.reason;
-      await applyLimits(job, limits);
+      applyLimits(job, limits);
     } catch (error) {
       await Promise.all(created.map((dir) => removeDir(dir).catch(() => {})));
       throw error;
@@ -218,41 +219,41 @@ export class V1Driver implements CgroupDriver {
 /** The CFS period a job's CPU quota is counted in, in microseconds. */
 const CFS_PERIOD_US = "100000";
 
-async function applyLimits(job: V1JobCgroup, limits: Limits): Promise<void> {
+/**
+ * Writes the job's limits. Synchronously: on a fresh, empty cgroup each write
+ * is a few microseconds of kernel work, and five async writes cost as many
+ * round trips through Deno's blocking thread pool, which the start of every
+ * limited job waited for (see `writeFileSync`).
+ */
+function applyLimits(job: V1JobCgroup, limits: Limits): void {
   const cpu = job.dirs.get("cpu");
   const memory = job.dirs.get("memory");
   const pids = job.dirs.get("pids");
   const blkio = job.dirs.get("blkio");
-  const writes: Promise<void>[] = [];
   if (limits.cpu !== undefined && cpu) {
     const quota = String(Math.max(1000, Math.round(limits.cpu * 100000)));
-    writes.push((async () => {
-      // Each write of a CFS bandwidth file costs ~0.6 ms in the kernel here,
-      // and a new cgroup's period is already the kernel's default, 100000
-      // (not inherited from the parent): read it (microseconds) and write it
-      // only when it differs.
-      const period = `${cpu}/cpu.cfs_period_us`;
-      if (readOptionalSync(period)?.trim() !== CFS_PERIOD_US) {
-        await writeFile(period, CFS_PERIOD_US);
-      }
-      await writeFile(`${cpu}/cpu.cfs_quota_us`, quota);
-    })());
+    // A new cgroup's period is already the kernel's default, 100000 (not
+    // inherited from the parent), and a CFS bandwidth write can be costly in
+    // the kernel: read it (microseconds) and write it only when it differs.
+    const period = `${cpu}/cpu.cfs_period_us`;
+    if (readOptionalSync(period)?.trim() !== CFS_PERIOD_US) {
+      writeFileSync(period, CFS_PERIOD_US);
+    }
+    writeFileSync(`${cpu}/cpu.cfs_quota_us`, quota);
   }
   if (limits.memoryBytes !== undefined && memory) {
     const bytes = String(limits.memoryBytes);
-    writes.push((async () => {
-      // The memory limit must be set before memsw, which may not be below it.
-      await writeFile(`${memory}/memory.limit_in_bytes`, bytes);
-      if (await exists(`${memory}/memory.memsw.limit_in_bytes`)) {
-        await writeFile(`${memory}/memory.memsw.limit_in_bytes`, bytes);
-      } else {
-        // Without swap accounting, keep the job's memory out of swap instead.
-        await writeFile(`${memory}/memory.swappiness`, "0");
-      }
-    })());
+    // The memory limit must be set before memsw, which may not be below it.
+    writeFileSync(`${memory}/memory.limit_in_bytes`, bytes);
+    if (existsSync(`${memory}/memory.memsw.limit_in_bytes`)) {
+      writeFileSync(`${memory}/memory.memsw.limit_in_bytes`, bytes);
+    } else {
+      // Without swap accounting, keep the job's memory out of swap instead.
+      writeFileSync(`${memory}/memory.swappiness`, "0");
+    }
   }
   if (limits.pids !== undefined && pids) {
-    writes.push(writeFile(`${pids}/pids.max`, String(limits.pids)));
+    writeFileSync(`${pids}/pids.max`, String(limits.pids));
   }
   if (blkio) {
     for (const io of limits.io ?? []) {
@@ -265,18 +266,14 @@ async function applyLimits(job: V1JobCgroup, limits: Limits): Promise<void> {
       ];
       for (const [value, file] of files) {
         if (value !== undefined) {
-          writes.push(
-            writeFile(`${blkio}/blkio.throttle.${file}`, `${device} ${value}`),
+          writeFileSync(
+            `${blkio}/blkio.throttle.${file}`,
+            `${device} ${value}`,
           );
         }
       }
     }
   }
-  // Each controller's files are independent of the others': write them at
-  // once, and wait for all before reporting the first failure.
-  const results = await Promise.allSettled(writes);
-  const failed = results.find((r) => r.status === "rejected");
-  if (failed) throw failed.reason;
 }
 
 /** One job's cgroup: a directory in each v1 hierarchy. */
