@@ -1,7 +1,7 @@
 /**
  * Assembles the gRPC server: mutual TLS 1.3 with our client-certificate
- * policy on every connection, the GOAWAY crash protection on every HTTP/2
- * session, the Telejob service, the standard health service and server
+ * policy on every connection, the GOAWAY crash protections (on every HTTP/2
+ * session, and a shutdown that sends no GOAWAY), the Telejob service, the standard health service and server
  * reflection (so `grpcurl` works with a client certificate).
  * @module
  */
@@ -15,6 +15,7 @@ import {
 import { fileURLToPath } from "node:url";
 import type { TLSSocket } from "node:tls";
 import type { ListenAddress } from "./config.ts";
+import { ConnectionTracker } from "./connections.ts";
 import { goawayProtectionEnabled, protectSession } from "./goaway.ts";
 import type { Logger } from "./log.ts";
 import {
@@ -51,9 +52,11 @@ export interface RunningServer {
   /** The bound TCP port (useful with port 0). */
   readonly port: number;
   /**
-   * Graceful shutdown: marks health NOT_SERVING, stops accepting, ends open
-   * log streams with UNAVAILABLE and waits for calls in flight, at most
-   * `timeoutMs` (default 5 s) before closing what is left.
+   * Graceful shutdown: marks health NOT_SERVING, refuses new connections,
+   * ends open log streams with UNAVAILABLE and waits for calls in flight, at
+   * most `timeoutMs` (default 5 s) before closing what is left. Connections
+   * are closed without HTTP/2 GOAWAY, which can crash Deno clients (see
+   * `connections.ts`).
    */
   shutdown(options?: { timeoutMs?: number }): Promise<void>;
 }
@@ -82,8 +85,13 @@ export async function startTelejobServer(
       warning: "a client sending GOAWAY can crash this server",
     });
   }
+  const connections = new ConnectionTracker();
   hookHttp2Servers(server, {
     secureConnection(socket: TLSSocket): void {
+      if (connections.draining) {
+        socket.destroy();
+        return;
+      }
       const peer = socket.getPeerCertificate();
       const verdict = socket.authorized && peer?.raw
         ? verifier.verify(peer.raw)
@@ -94,10 +102,13 @@ export async function startTelejobServer(
           reason: verdict.reason,
         });
         socket.destroy();
+        return;
       }
+      connections.addSocket(socket);
     },
     session(session): void {
       if (protectGoaway) protectSession(session);
+      connections.addSession(session);
     },
     tlsClientError(error, socket): void {
       // Deno's TLS socket has no address once the handshake failed.
@@ -112,7 +123,19 @@ export async function startTelejobServer(
   });
 
   const service = createTelejobService(engine, { verifier, logger });
-  server.addService(telejobServiceDefinition, service.implementation);
+  const SHUTDOWN_REASON = "Server shutting down; retry when it is back";
+  let stopping = false;
+  const logs = service.implementation.logs;
+  const implementation: typeof service.implementation = {
+    ...service.implementation,
+    logs(call): void {
+      logs(call);
+      // The connections stay open while they drain (no GOAWAY, see
+      // connections.ts), so a follower can still start; it ends at once.
+      if (stopping) service.cancelStreams(SHUTDOWN_REASON);
+    },
+  };
+  server.addService(telejobServiceDefinition, implementation);
 
   const health = new HealthImplementation({
     "": "SERVING",
@@ -148,11 +171,22 @@ export async function startTelejobServer(
         health.setStatus("", "NOT_SERVING");
         health.setStatus(SERVICE_NAME, "NOT_SERVING");
         const timeoutMs = shutdownOptions.timeoutMs ?? 5_000;
+        // Not grpc-js's tryShutdown first: it sends GOAWAY on every
+        // connection, which can crash Deno clients (see connections.ts).
+        // The connections are closed without it, then tryShutdown only
+        // has the listener left to close.
+        stopping = true;
+        const draining = connections.drain({ timeoutMs });
+        service.cancelStreams(SHUTDOWN_REASON);
+        const drained = await draining;
+        if (drained.forced > 0) {
+          logger.event("shutdown_forced", {
+            reason: `calls still open after ${timeoutMs} ms`,
+            connections: drained.forced,
+          });
+        }
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
-            logger.event("shutdown_forced", {
-              reason: `calls still open after ${timeoutMs} ms`,
-            });
             server.forceShutdown();
             resolve();
           }, timeoutMs);
@@ -160,10 +194,6 @@ export async function startTelejobServer(
             clearTimeout(timer);
             resolve();
           });
-          // After tryShutdown, so no new stream can start in between.
-          service.cancelStreams(
-            "Server shutting down; retry when it is back",
-          );
         });
       })();
       return shuttingDown;

@@ -71,3 +71,75 @@ Deno.test("startTelejobServer serves the certificate's CN as the user and logs t
     await server.shutdown({ timeoutMs: 2_000 });
   }
 });
+
+Deno.test("shutdown ends followers, waits for a call in flight, then closes the connection", async () => {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let entered!: () => void;
+  const inCall = new Promise<void>((resolve) => (entered = resolve));
+  const engine: Engine = {
+    ...recordingEngine([]),
+    async list(): Promise<JobInfo[]> {
+      entered();
+      await released;
+      return [];
+    },
+    // A follower that never ends by itself.
+    async *logs(_user, _id, options = {}): AsyncGenerator<Uint8Array> {
+      yield new TextEncoder().encode("x");
+      await new Promise((resolve) =>
+        options.signal?.addEventListener("abort", resolve, { once: true })
+      );
+    },
+  };
+  const server = await startTelejobServer(engine, {
+    address: { host: "127.0.0.1", port: 0 },
+    tls: await loadTlsMaterial({
+      serverCert: join(TESTDATA, "server.crt"),
+      serverKey: join(TESTDATA, "server.key"),
+      clientCaCert: join(TESTDATA, "client-ca.crt"),
+    }),
+    logger: createLogger({ write: () => {} }),
+  });
+  const client = new TelejobClient(
+    `localhost:${server.port}`,
+    grpc.credentials.createSsl(
+      read("server-ca.crt"),
+      read("client2.key"),
+      read("client2.crt"),
+    ),
+  );
+  const list = () =>
+    new Promise<unknown>((resolve, reject) =>
+      client.list(
+        {},
+        (error, response) => error ? reject(error) : resolve(response.jobs),
+      )
+    );
+  try {
+    const first = list();
+    await inCall;
+    const stopping = server.shutdown({ timeoutMs: 10_000 });
+    // The connection stays open while the call runs; a follower started on
+    // it now is ended at once instead of holding the shutdown up.
+    const follow = await new Promise<grpc.ServiceError | undefined>(
+      (resolve) => {
+        const stream = client.logs({ id: "1", follow: true, offset: 0 });
+        stream.on("data", () => {});
+        stream.on("error", resolve);
+        stream.on("end", () => resolve(undefined));
+      },
+    );
+    assert.equal(follow?.code, grpc.status.UNAVAILABLE);
+    assert.match(follow.details, /shutting down/);
+    release();
+    assert.deepEqual(await first, [], "the call in flight completed");
+    await stopping;
+    const error = await list().then(() => undefined, (e) => e);
+    assert.equal(error?.code, grpc.status.UNAVAILABLE);
+  } finally {
+    release();
+    client.close();
+    await server.shutdown();
+  }
+});
