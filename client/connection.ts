@@ -231,6 +231,10 @@ export function describeError(err: unknown, ctx: ErrorContext): string {
     case grpc.status.UNAVAILABLE: {
       // grpc-js says "No connection established" when it never got a
       // working connection; anything else is a connection lost mid-call.
+      if (/shutting down/i.test(details)) {
+        // telejob-server ends open calls this way at a graceful shutdown.
+        return `${The} is shutting down and ended the call: run the command again once it is back`;
+      }
       if (!details.startsWith("No connection established")) {
         return `Lost the connection to ${at} (${details}): check that the server is still running, then run the command again`;
       }

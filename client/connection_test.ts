@@ -160,6 +160,14 @@ Deno.test("describeError maps gRPC failures to one actionable line", () => {
       /refused the TLS handshake/,
     ],
     [
+      e(grpc.status.UNAVAILABLE, "Server shutting down; retry when it is back"),
+      /^The server at h:1 is shutting down and ended the call: run the command again once it is back$/,
+    ],
+    [
+      e(grpc.status.UNAVAILABLE, "Connection dropped"),
+      /^Lost the connection to telejob-server at h:1 \(Connection dropped\)/,
+    ],
+    [
       e(grpc.status.NOT_FOUND, "job 7 not found"),
       /^No job "7": run "telejob list"/,
     ],
