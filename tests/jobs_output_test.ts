@@ -124,18 +124,43 @@ Deno.test("a follower can start at a tail or an offset of a running job", async 
       ) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
-      const tail = collect(
-        engine.logs("alice", job.id, { follow: true, tail: 3 }),
-      );
-      const offset = collect(
-        engine.logs("alice", job.id, { follow: true, offset: 5 }),
-      );
+      // Each follower must have taken its starting point (and delivered its
+      // first chunk) before the job writes again, or "the last 3 bytes"
+      // would already include the second line.
+      const attach = async (
+        options: { tail?: number; offset?: number },
+      ): Promise<{ text: Promise<string> }> => {
+        const chunks = engine.logs("alice", job.id, {
+          follow: true,
+          ...options,
+        })
+          [Symbol.asyncIterator]();
+        const first = await chunks.next();
+        assert.equal(first.done, false);
+        // Wrapped: an async function returning a bare promise would wait
+        // for it, i.e. for the job's end.
+        return {
+          text: (async () => {
+            let text = decoder.decode(first.value);
+            for (
+              let r = await chunks.next();
+              !r.done;
+              r = await chunks.next()
+            ) {
+              text += decoder.decode(r.value);
+            }
+            return text;
+          })(),
+        };
+      };
+      const tail = await attach({ tail: 3 });
+      const offset = await attach({ offset: 5 });
       const beyond = collect(
         engine.logs("alice", job.id, { follow: true, offset: 1000 }),
       );
       await release(fifo);
-      assert.equal(decoder.decode(await tail), "st\nsecond\n");
-      assert.equal(decoder.decode(await offset), "\nsecond\n");
+      assert.equal(await tail.text, "st\nsecond\n");
+      assert.equal(await offset.text, "\nsecond\n");
       assert.equal(decoder.decode(await beyond), "");
     } finally {
       await Deno.remove(dir, { recursive: true });
