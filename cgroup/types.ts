@@ -46,6 +46,11 @@ export interface Usage {
   ioWriteBytes: number;
 }
 
+/** Usage of a job that has not run yet: every counter 0 (a fresh object). */
+export function emptyUsage(): Usage {
+  return { cpuUsec: 0, memoryPeakBytes: 0, ioReadBytes: 0, ioWriteBytes: 0 };
+}
+
 /** One job's cgroup (on v1: one directory per hierarchy it uses). */
 export interface JobCgroup {
   /** Name of the job cgroup below the parent, e.g. `telejob-42`. */

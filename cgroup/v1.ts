@@ -10,6 +10,7 @@
  * a frozen process cannot fork, so none can slip through.
  * @module
  */
+import { emptyUsage } from "./types.ts";
 import type { CgroupDriver, JobCgroup, Limits, Usage } from "./types.ts";
 import {
   existsSync,
@@ -393,12 +394,7 @@ export class V1JobCgroup implements JobCgroup {
    */
   // deno-lint-ignore require-await
   async usage(): Promise<Usage> {
-    const usage: Usage = {
-      cpuUsec: 0,
-      memoryPeakBytes: 0,
-      ioReadBytes: 0,
-      ioWriteBytes: 0,
-    };
+    const usage = emptyUsage();
     const cpuacct = this.dirs.get("cpuacct");
     if (cpuacct) {
       const ns = readOptionalSync(`${cpuacct}/cpuacct.usage`);

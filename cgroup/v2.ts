@@ -14,6 +14,7 @@
  * the error says to point `--cgroup-parent` at a cgroup of its own.
  * @module
  */
+import { emptyUsage } from "./types.ts";
 import type { CgroupDriver, JobCgroup, Limits, Usage } from "./types.ts";
 import {
   cgroupError,
@@ -399,12 +400,7 @@ export class V2JobCgroup implements JobCgroup {
    */
   // deno-lint-ignore require-await
   async usage(): Promise<Usage> {
-    const usage: Usage = {
-      cpuUsec: 0,
-      memoryPeakBytes: 0,
-      ioReadBytes: 0,
-      ioWriteBytes: 0,
-    };
+    const usage = emptyUsage();
     const cpu = readOptionalSync(`${this.dir}/cpu.stat`);
     if (cpu !== undefined) {
       usage.cpuUsec = parseKeyed(cpu).get("usage_usec") ?? 0;

@@ -4,13 +4,9 @@
  * serves its output. See {@linkcode JobEngine}.
  * @module
  */
-import type {
-  CgroupDriver,
-  JobCgroup,
-  Limits,
-  Usage,
-} from "../../cgroup/types.ts";
+import type { CgroupDriver, JobCgroup, Limits } from "../../cgroup/types.ts";
 import { effectiveLimits } from "../../cgroup/limits.ts";
+import { emptyUsage } from "../../cgroup/types.ts";
 import { shimCommand } from "../../cgroup/shim.ts";
 import { resolveCommand } from "./command.ts";
 import { JobError, jobNotFound } from "./errors.ts";
@@ -73,13 +69,6 @@ const CAP_CHECK_INTERVAL_MS = 50;
 
 // setTimeout takes a signed 32-bit delay; larger values fire at once.
 const MAX_GRACE_MS = 2 ** 31 - 1;
-
-const ZERO_USAGE: Usage = {
-  cpuUsec: 0,
-  memoryPeakBytes: 0,
-  ioReadBytes: 0,
-  ioWriteBytes: 0,
-};
 
 /**
  * In-memory state of one running job. Kept deliberately small (the target is
@@ -487,7 +476,7 @@ export class JobEngine {
         lostInRestart: false,
         outputLimitReached: false,
         limits,
-        usage: { ...ZERO_USAGE },
+        usage: emptyUsage(),
         outputBytes: 0,
       };
       let resolveEnded!: (info: JobInfo) => void;

@@ -1,17 +1,6 @@
 import assert from "node:assert/strict";
 import { OutputDir, READ_CHUNK_BYTES, readOutput } from "./output.ts";
-
-async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const chunk of chunks) parts.push(chunk);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
+import { collect } from "./_test_util.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
