@@ -5,9 +5,10 @@
 #   sh proto/generate.sh          regenerate proto/gen/
 #   sh proto/generate.sh --check  fail when proto/gen/ is stale (for CI)
 #
-# Needs protoc (Debian: apt-get install protobuf-compiler, which also ships
-# the well-known types in /usr/include). The ts-proto plugin runs under Deno,
-# pinned to the version in deno.json, so no node_modules is needed.
+# Needs protoc and the well-known protos (Debian: apt-get install
+# protobuf-compiler libprotobuf-dev; the latter puts them in /usr/include).
+# The ts-proto plugin runs under Deno, pinned to the version in deno.json, so
+# no node_modules is needed.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,7 +22,7 @@ fi
 
 include=${PROTOC_INCLUDE:-/usr/include}
 if [ ! -f "$include/google/protobuf/timestamp.proto" ]; then
-  echo "google/protobuf/timestamp.proto not found under $include: install protobuf-compiler or set PROTOC_INCLUDE" >&2
+  echo "google/protobuf/timestamp.proto not found under $include: install libprotobuf-dev (Debian ships the well-known protos there) or set PROTOC_INCLUDE" >&2
   exit 1
 fi
 
