@@ -6,18 +6,13 @@
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
-import {
-  HealthImplementation,
-  protoPath as healthProtoPath,
-} from "grpc-health-check";
-import { fileURLToPath } from "node:url";
+import { HealthImplementation } from "grpc-health-check";
 import type { TLSSocket } from "node:tls";
 import type { ListenAddress } from "./config.ts";
 import { ConnectionTracker } from "./connections.ts";
 import { goawayProtectionEnabled, protectSession } from "./goaway.ts";
 import type { Logger } from "./log.ts";
+import { addReflection } from "./reflection.ts";
 import {
   createTelejobService,
   type Engine,
@@ -33,9 +28,6 @@ import {
 
 /** Fully qualified name of our service, as health and reflection know it. */
 export const SERVICE_NAME = "telejob.v1.Telejob";
-
-const PROTO_ROOT = fileURLToPath(new URL("../proto", import.meta.url));
-const PROTO_FILE = "telejob/v1/telejob.proto";
 
 /** Options of {@linkcode startTelejobServer}. */
 export interface AppOptions {
@@ -143,17 +135,9 @@ export async function startTelejobServer(
   });
   health.addToServer(server);
 
-  // Reflection describes our API and the health service, so grpcurl can
-  // call both.
-  const definition = protoLoader.loadSync([PROTO_FILE, healthProtoPath], {
-    includeDirs: [PROTO_ROOT],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  new ReflectionService(definition).addToServer(server);
+  // Reflection describes our API and the health service, so grpcurl and
+  // buf curl can call both without a copy of the protos.
+  addReflection(server);
 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(
