@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import tls from "node:tls";
 import { fileURLToPath } from "node:url";
-import { createCa, createLeaf, type Issued, writeIssued } from "./certs/mod.ts";
+import { createCa, createLeaf, type Issued, writeIssued } from "../pki/mod.ts";
 import {
   CliError,
   connect,

@@ -46,13 +46,17 @@ function nextSignal(): { promise: Promise<string>; dispose(): void } {
 
 /**
  * Runs telejob-server with `args` until SIGINT or SIGTERM, then shuts down
- * gracefully. Returns the exit code: 0 after a clean shutdown, 1 when it
+ * gracefully; `certs ...` runs the certificate command instead. Returns the exit code: 0 after a clean shutdown, 1 when it
  * cannot start, 2 for a usage error.
  */
 export async function serverMain(
   args: string[],
   options: ServerMainOptions = {},
 ): Promise<number> {
+  if (args[0] === "certs") {
+    const { certsMain } = await import("./certs.ts");
+    return await certsMain(args.slice(1));
+  }
   let parsed;
   try {
     parsed = await parseServerArgs(args);

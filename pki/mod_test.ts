@@ -7,7 +7,7 @@ import tls from "node:tls";
 import { parseExpiry, writeDevCerts, writeTestCerts } from "./mod.ts";
 
 const DAY = 86_400_000;
-const TESTDATA = new URL("../../tests/testdata/", import.meta.url).pathname;
+const TESTDATA = new URL("../tests/testdata/", import.meta.url).pathname;
 
 async function load(dir: string, name: string): Promise<x509.X509Certificate> {
   return new x509.X509Certificate(
