@@ -8,9 +8,10 @@
 import {
   type CommandSpec,
   helpText,
-  parseCommand,
+  type ParsedArgs,
   UsageError,
 } from "../client/args.ts";
+import { parseWithConfigFile } from "./config_file.ts";
 import { parseLimitFlags } from "../cgroup/limits.ts";
 import { parseByteSize } from "../cgroup/size.ts";
 import type { Limits } from "../cgroup/types.ts";
@@ -29,6 +30,14 @@ export const SERVER_SPEC: CommandSpec = {
   summary:
     "Serve the Telejob gRPC API over mutual TLS 1.3: run commands as jobs under cgroup limits for clients whose certificate the client CA issued (the certificate's common name is the user).",
   flags: [
+    {
+      name: "config",
+      type: "string",
+      value: "FILE",
+      description:
+        'TOML file with any of these flags as keys (admin = ["alice"]); flags given here override it',
+      group: "Server",
+    },
     {
       name: "address",
       type: "string",
@@ -228,14 +237,27 @@ function parsePositive(flag: string, value: string): number {
 }
 
 /**
- * Parses telejob-server's arguments (flags, then environment, then
- * defaults). Throws {@linkcode UsageError} naming the flag at fault.
+ * Parses telejob-server's arguments (flags, then the `--config` file, then
+ * environment, then defaults). Throws {@linkcode UsageError} naming the
+ * flag at fault, and the file and line when the value came from the file.
  */
 export async function parseServerArgs(
   args: string[],
   options: { env?: (name: string) => string | undefined } = {},
 ): Promise<ParsedServerArgs> {
-  const parsed = parseCommand(SERVER_SPEC, args, options);
+  const { parsed, file } = await parseWithConfigFile(
+    SERVER_SPEC,
+    args,
+    options,
+  );
+  try {
+    return await serverConfigFrom(parsed);
+  } catch (error) {
+    throw file ? file.explain(error, parsed) : error;
+  }
+}
+
+async function serverConfigFrom(parsed: ParsedArgs): Promise<ParsedServerArgs> {
   if (parsed.help) return { help: helpText(SERVER_SPEC) };
 
   const required = (name: string): string => {
