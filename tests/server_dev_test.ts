@@ -3,19 +3,11 @@
  * server makes a set of its own and never trusts the committed test CA,
  * whose key anyone can read.
  */
-import * as grpc from "@grpc/grpc-js";
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
 import { copyFile, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { TelejobClient } from "../proto/gen/telejob/v1/telejob.ts";
-import { devServerArgs, ensureDevCerts } from "../server/dev.ts";
-import {
-  call,
-  type ServerProcess,
-  startServer,
-  TESTDATA,
-} from "./server_harness.ts";
+import { DEV_USERS, devServerArgs, ensureDevCerts } from "../server/dev.ts";
+import { listWithFiles, startServer, TESTDATA } from "./server_harness.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const root = await Deno.makeTempDir({ prefix: "telejob-serve-certs-" });
@@ -23,37 +15,6 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
     await fn(join(root, "certs", "serve"));
   } finally {
     await rm(root, { recursive: true, force: true });
-  }
-}
-
-async function listAs(
-  server: ServerProcess,
-  serverCa: string,
-  dir: string,
-  user: string,
-): Promise<string> {
-  const read = (path: string) => Buffer.from(Deno.readFileSync(path));
-  const client = new TelejobClient(
-    `localhost:${server.port}`,
-    grpc.credentials.createSsl(
-      read(serverCa),
-      read(join(dir, `${user}.key`)),
-      read(join(dir, `${user}.crt`)),
-    ),
-    { "grpc.use_local_subchannel_pool": 1 },
-  );
-  try {
-    const { jobs } = await call<{ jobs: unknown[] }>(
-      client,
-      "list",
-      {},
-      10_000,
-    );
-    return `OK ${jobs.length}`;
-  } catch (error) {
-    return grpc.status[(error as grpc.ServiceError).code];
-  } finally {
-    client.close();
   }
 }
 
@@ -68,20 +29,11 @@ Deno.test("deno task serve: a fresh set of its own; the committed test certifica
   await withDir(async (dir) => {
     const lines: string[] = [];
     await ensureDevCerts(dir, { log: (line) => lines.push(line) });
-    assert.deepEqual((await readdir(dir)).sort(), [
-      "admin.crt",
-      "admin.key",
-      "client-ca.crt",
-      "client-ca.key",
-      "client1.crt",
-      "client1.key",
-      "client2.crt",
-      "client2.key",
-      "server-ca.crt",
-      "server-ca.key",
-      "server.crt",
-      "server.key",
-    ]);
+    assert.deepEqual(
+      (await readdir(dir)).sort(),
+      ["server-ca", "client-ca", "server", ...DEV_USERS]
+        .flatMap((name) => [`${name}.crt`, `${name}.key`]).sort(),
+    );
     for (const file of await readdir(dir)) {
       if (file.endsWith(".key")) {
         assert.equal((await stat(join(dir, file))).mode & 0o777, 0o600, file);
@@ -99,14 +51,28 @@ Deno.test("deno task serve: a fresh set of its own; the committed test certifica
       // The committed admin certificate, whose key is public, gets nowhere.
       for (const user of ["admin", "client1"]) {
         assert.equal(
-          await listAs(server, serverCa, TESTDATA, user),
+          await listWithFiles(server, {
+            ca: serverCa,
+            dir: TESTDATA,
+            user: user,
+          }),
           "UNAVAILABLE",
           user,
         );
       }
-      assert.equal(await listAs(server, serverCa, dir, "client1"), "OK 0");
+      assert.equal(
+        await listWithFiles(server, {
+          ca: serverCa,
+          dir: dir,
+          user: "client1",
+        }),
+        "OK 0",
+      );
       const from = server.lines.length;
-      assert.equal(await listAs(server, serverCa, dir, "admin"), "OK 0");
+      assert.equal(
+        await listWithFiles(server, { ca: serverCa, dir, user: "admin" }),
+        "OK 0",
+      );
       const rpc = await server.waitForLog((e) => e.method === "List", from);
       assert.equal(rpc.user, "admin");
       const refused = server.logs().filter((e) =>

@@ -318,3 +318,46 @@ export async function waitFinished(
   );
   return job;
 }
+
+/** Certificate files of one identity: `<dir>/<user>.crt` and `.key`. */
+export interface IdentityFiles {
+  /** The CA that must have issued the server's certificate. */
+  ca: string;
+  /** The directory holding the user's certificate and key. */
+  dir: string;
+  /** The user: the files' name stem. */
+  user: string;
+}
+
+/**
+ * Lists jobs once as the identity in `files` on its own connection and
+ * returns `OK <number of jobs>`, or the gRPC code name of the failure.
+ */
+export async function listWithFiles(
+  server: ServerProcess,
+  files: IdentityFiles,
+): Promise<string> {
+  const read = (path: string) => Buffer.from(Deno.readFileSync(path));
+  const client = new TelejobClient(
+    `localhost:${server.port}`,
+    grpc.credentials.createSsl(
+      read(files.ca),
+      read(join(files.dir, `${files.user}.key`)),
+      read(join(files.dir, `${files.user}.crt`)),
+    ),
+    { "grpc.use_local_subchannel_pool": 1 },
+  );
+  try {
+    const { jobs } = await call<{ jobs: unknown[] }>(
+      client,
+      "list",
+      {},
+      10_000,
+    );
+    return `OK ${jobs.length}`;
+  } catch (error) {
+    return grpc.status[(error as grpc.ServiceError).code];
+  } finally {
+    client.close();
+  }
+}
