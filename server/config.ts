@@ -148,10 +148,12 @@ export const SERVER_SPEC: CommandSpec = {
     `Logs: one JSON line per RPC (time, user, method, jobId, outcome, durationMs) on stderr.
 SIGINT or SIGTERM shut the server down gracefully: it stops accepting calls,
 ends log streams, stops running jobs and exits 0.
+Certificates: "telejob-server certs --help" makes or renews them.
 
 Example:
   sudo telejob-server --server-cert server.crt --server-key server.key \\
-      --client-ca-cert client-ca.crt --cpu-limit 0.2 --memory-limit 512M`,
+      --client-ca-cert client-ca.crt --cpu-limit 0.2 --memory-limit 512M
+  sudo telejob-server --config /etc/telejob/server.toml`,
 };
 
 /** Where to listen. */
