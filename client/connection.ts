@@ -6,6 +6,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { createPrivateKey, X509Certificate } from "node:crypto";
+import { VERSION_HEADER } from "../version/mod.ts";
 import { isIP } from "node:net";
 import { createSecureContext } from "node:tls";
 import {
@@ -37,6 +38,8 @@ export interface ConnectOptions {
   serverCaCert?: string;
   /** Clock for the validity check; default now. */
   now?: Date;
+  /** Called once, with the version the server sends in its first answer. */
+  onServerVersion?: (version: string) => void;
 }
 
 /** The loaded TLS files. */
@@ -311,16 +314,31 @@ export class Connection {
   readonly #client: TelejobClient;
   /** The user the certificate names. */
   readonly user: string;
+  #onServerVersion?: (version: string) => void;
 
   /** Opens the channel (lazily: the first call connects). */
-  constructor(address: string, tls: ClientTls) {
+  constructor(
+    address: string,
+    tls: ClientTls,
+    options: { onServerVersion?: (version: string) => void } = {},
+  ) {
     this.#client = new TelejobClient(address, clientCredentials(tls), {
       // One attempt, fail fast: a person is waiting at a terminal.
       "grpc.enable_retries": 0,
       "grpc.max_receive_message_length": 16 * 1024 * 1024,
     });
     this.user = tls.user;
+    this.#onServerVersion = options.onServerVersion;
   }
+
+  /** Reports the server's version header the first time one arrives. */
+  #sawMetadata = (metadata: grpc.Metadata | undefined): void => {
+    const report = this.#onServerVersion;
+    const value = metadata?.get(VERSION_HEADER)[0];
+    if (!report || typeof value !== "string") return;
+    this.#onServerVersion = undefined;
+    report(value);
+  };
 
   #unary<Req, Res>(
     method: (
@@ -334,13 +352,18 @@ export class Connection {
   ): Promise<Res> {
     const deadline = Date.now() + (options.timeoutMs ?? 30_000);
     return new Promise((resolve, reject) => {
-      method.call(
+      const call = method.call(
         this.#client,
         req,
         new grpc.Metadata(),
         { deadline },
-        (err, res) => err ? reject(err) : resolve(res),
+        (err, res) => {
+          // An error without headers carries the version in its trailers.
+          if (err) this.#sawMetadata(err.metadata);
+          return err ? reject(err) : resolve(res);
+        },
       );
+      call.on("metadata", this.#sawMetadata);
     });
   }
 
@@ -385,6 +408,7 @@ export class Connection {
     options: { signal?: AbortSignal } = {},
   ): AsyncGenerator<Uint8Array> {
     const call = this.#client.logs(req);
+    call.on("metadata", this.#sawMetadata);
     const onAbort = () => call.cancel();
     options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
@@ -411,5 +435,7 @@ export class Connection {
 export async function connect(options: ConnectOptions): Promise<Connection> {
   parseAddress(options.address);
   const tls = await loadClientTls(options);
-  return new Connection(options.address, tls);
+  return new Connection(options.address, tls, {
+    onServerVersion: options.onServerVersion,
+  });
 }

@@ -33,6 +33,7 @@ import {
 import { type Job, JobState } from "../proto/gen/telejob/v1/telejob.ts";
 import { jobJson, jobTable } from "./table.ts";
 import { parseTimeFormat } from "./time_format.ts";
+import { versionMismatch, versionText } from "../version/mod.ts";
 import {
   parseCount,
   parseCpu,
@@ -427,7 +428,11 @@ const TOP: CommandSpec = {
   usage: "[global flags] COMMAND [flags] [ARGS]",
   summary:
     "Run and manage Linux jobs on a telejob-server over mutual TLS. The server knows you by your client certificate's common name.",
-  flags: GLOBAL_FLAGS,
+  flags: [...GLOBAL_FLAGS, {
+    name: "version",
+    type: "boolean",
+    description: "Print the version, the commit and the Deno version",
+  }],
   stopAtPositional: true,
   details: `Commands:
 ${
@@ -474,6 +479,10 @@ export async function cliMain(args: string[], io: CliIo = {}): Promise<number> {
   let parsed: ParsedArgs;
   try {
     top = parseCommand(TOP, args, { env });
+    if (top.boolean("version")) {
+      await out.text(`${await versionText("telejob")}\n`);
+      return 0;
+    }
     const [name, ...rest] = top.positionals;
     if (name === undefined || (name === "help" && rest.length === 0)) {
       if (top.help || name === "help") {
@@ -557,6 +566,10 @@ export async function cliMain(args: string[], io: CliIo = {}): Promise<number> {
       clientCert,
       clientKey,
       serverCaCert: parsed.string("server-ca-cert"),
+      onServerVersion(version): void {
+        const warning = versionMismatch(version, { address });
+        if (warning) void out.error(warning);
+      },
     });
     return await cmd.run({
       args: parsed,

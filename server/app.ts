@@ -25,6 +25,7 @@ import {
   hookHttp2Servers,
   type TlsMaterial,
 } from "./tls.ts";
+import { versionInterceptor } from "./version_header.ts";
 
 /** Fully qualified name of our service, as health and reflection know it. */
 export const SERVICE_NAME = "telejob.v1.Telejob";
@@ -69,6 +70,7 @@ export async function startTelejobServer(
     // A stuck client must not pin a session (and its memory) forever.
     "grpc.keepalive_time_ms": 60_000,
     "grpc.keepalive_timeout_ms": 20_000,
+    interceptors: [versionInterceptor],
   });
 
   const protectGoaway = goawayProtectionEnabled();

@@ -145,7 +145,8 @@ export const SERVER_SPEC: CommandSpec = {
   ],
   positionals: { max: 0 },
   details:
-    `Logs: one JSON line per RPC (time, user, method, jobId, outcome, durationMs) on stderr.
+    `--version prints the version, the commit and the Deno version, and exits.
+Logs: one JSON line per RPC (time, user, method, jobId, outcome, durationMs) on stderr.
 SIGINT or SIGTERM shut the server down gracefully: it stops accepting calls,
 ends log streams, stops running jobs and exits 0.
 Certificates: "telejob-server certs --help" makes or renews them.

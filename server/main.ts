@@ -11,6 +11,7 @@ import { startTelejobServer } from "./app.ts";
 import { parseServerArgs, UsageError } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { checkDenoVersion, loadTlsMaterial, TlsConfigError } from "./tls.ts";
+import { versionText } from "../version/mod.ts";
 
 /** Options of {@linkcode serverMain}, for tests and embedding. */
 export interface ServerMainOptions {
@@ -53,6 +54,10 @@ export async function serverMain(
   args: string[],
   options: ServerMainOptions = {},
 ): Promise<number> {
+  if (args.includes("--version")) {
+    console.log(await versionText("telejob-server"));
+    return 0;
+  }
   if (args[0] === "certs") {
     const { certsMain } = await import("./certs.ts");
     return await certsMain(args.slice(1));

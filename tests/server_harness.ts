@@ -27,6 +27,10 @@ export interface StartServerOptions {
   args?: string[];
   /** Extra environment for the server process. */
   env?: Record<string, string>;
+  /** The command that runs the server; default `deno run -A server/main.ts`. */
+  command?: [string, ...string[]];
+  /** Working directory of the server process. */
+  cwd?: string;
 }
 
 /** A running telejob-server process. */
@@ -66,11 +70,11 @@ export async function startServer(
   options: StartServerOptions = {},
 ): Promise<ServerProcess> {
   const dataDir = await Deno.makeTempDir({ prefix: "telejob-server-test-" });
-  const child = new Deno.Command(Deno.execPath(), {
+  const [program, ...programArgs] = options.command ??
+    [Deno.execPath(), "run", "-A", join(REPO, "server", "main.ts")];
+  const child = new Deno.Command(program, {
     args: [
-      "run",
-      "-A",
-      join(REPO, "server", "main.ts"),
+      ...programArgs,
       "--address",
       "127.0.0.1:0",
       "--server-cert",
@@ -86,6 +90,7 @@ export async function startServer(
       ...(options.args ?? []),
     ],
     env: options.env,
+    cwd: options.cwd,
     stdin: "null",
     stdout: "null",
     stderr: "piped",
