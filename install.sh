@@ -241,7 +241,7 @@ if [ "$systemd" = 1 ]; then
   fi
   if [ ! -e "$config_dir/server.toml" ]; then
     say "next: make certificates and a config, then start the service:"
-    say "  telejob-server certs --dir /etc/telejob/certs --user alice"
+    say "  telejob-server certs --dir /etc/telejob/pki --user alice"
     say "  write /etc/telejob/server.toml (see the README's \"First run\")"
     say "  systemctl enable --now telejob-server"
   else
