@@ -17,6 +17,7 @@
  * out of reach (tests/compile_test.ts).
  * @module
  */
+import { existsSync } from "node:fs";
 import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -218,6 +219,16 @@ export async function compileMain(args: string[]): Promise<number> {
       }`,
     );
     return 2;
+  }
+  for (const program of PROGRAMS) {
+    for (const path of program.include) {
+      if (!existsSync(join(REPO, path))) {
+        console.error(
+          `Missing ${path}, which ${program.name} embeds: build it first (see the README's development tasks)`,
+        );
+        return 1;
+      }
+    }
   }
   const sha = await commit();
   for (const program of PROGRAMS) {
