@@ -521,6 +521,7 @@ export async function cliMain(args: string[], io: CliIo = {}): Promise<number> {
   }
 
   let conn: Connection | undefined;
+  let warned: Promise<void> | undefined;
   const address = parsed.string("address")!;
   const clientCert = parsed.string("client-cert") ?? "";
   try {
@@ -568,7 +569,8 @@ export async function cliMain(args: string[], io: CliIo = {}): Promise<number> {
       serverCaCert: parsed.string("server-ca-cert"),
       onServerVersion(version): void {
         const warning = versionMismatch(version, { address });
-        if (warning) void out.error(warning);
+        // Written at once (a `logs -f` may run for hours), awaited below.
+        if (warning) warned = out.error(warning);
       },
     });
     return await cmd.run({
@@ -596,6 +598,7 @@ export async function cliMain(args: string[], io: CliIo = {}): Promise<number> {
     return 1;
   } finally {
     conn?.close();
+    await warned;
   }
 }
 
