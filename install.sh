@@ -24,7 +24,7 @@ Usage: install.sh [--version VERSION] [--prefix DIR] [--systemd] [--dry-run]
 
 Installs telejob and telejob-server from a Telejob release.
 
-  --version VERSION  release to install, like 0.1.0 (default: the latest)
+  --version VERSION  release to install, like 0.1.0 (default: latest)
   --prefix DIR       binaries go to DIR/bin (default: /usr/local)
   --systemd          also install the systemd unit
                      (/etc/systemd/system/telejob-server.service) and create
@@ -149,7 +149,7 @@ trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [ -z "$version" ]; then
+if [ -z "$version" ] || [ "$version" = latest ]; then
   download "$latest_url" "$work/VERSION" ||
     die "Cannot find the latest release at $latest_url: check the network, or pass --version"
   version=$(tr -d ' \t\r\n' <"$work/VERSION")
