@@ -308,6 +308,8 @@ Deno.test("install.sh", async (t) => {
           root,
           "--systemd",
           "--dry-run",
+          "--version",
+          "latest",
         ]);
         assert.equal(result.code, 0, result.err);
         const name = `telejob-${GOOD}-${arch}-unknown-linux-gnu.tar.gz`;
