@@ -68,33 +68,52 @@ export function jobExit(job: Job): string {
 
 const PLAIN_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
 
+/**
+ * Characters a table must not print raw: C0 and C1 controls (Cc), format
+ * characters such as zero-width spaces and bidi overrides (Cf), and the line
+ * and paragraph separators (Zl, Zp). Raw, they hide or reorder text, so
+ * `ad\u200bmin` would look like `admin` and U+202E would flip a command.
+ */
+const HIDDEN = /\p{Cc}|\p{Cf}|\p{Zl}|\p{Zp}/u;
+const HIDDEN_OR_QUOTE = /\p{Cc}|\p{Cf}|\p{Zl}|\p{Zp}|[\\']/gu;
+
+/** One character as Bash's `$'...'` writes it. */
+function escapeChar(c: string): string {
+  switch (c) {
+    case "\\":
+      return "\\\\";
+    case "'":
+      return "\\'";
+    case "\n":
+      return "\\n";
+    case "\t":
+      return "\\t";
+    case "\r":
+      return "\\r";
+  }
+  const code = c.codePointAt(0)!;
+  if (code < 0x80) return "\\x" + code.toString(16).padStart(2, "0");
+  if (code <= 0xffff) return "\\u" + code.toString(16).padStart(4, "0");
+  return "\\U" + code.toString(16).padStart(8, "0");
+}
+
 /** Quotes one word the way a POSIX shell would read it back. */
 export function shellQuote(word: string): string {
   if (PLAIN_WORD.test(word)) return word;
-  // deno-lint-ignore no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(word)) {
-    // Bash's $'...' keeps control characters (a newline would break the
-    // table) visible and unambiguous.
-    // deno-lint-ignore no-control-regex
-    const body = word.replace(/[\\'\x00-\x1f\x7f]/g, (c) => {
-      switch (c) {
-        case "\\":
-          return "\\\\";
-        case "'":
-          return "\\'";
-        case "\n":
-          return "\\n";
-        case "\t":
-          return "\\t";
-        case "\r":
-          return "\\r";
-        default:
-          return "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0");
-      }
-    });
-    return `$'${body}'`;
+  if (HIDDEN.test(word)) {
+    // Bash's $'...' keeps control, format and bidi characters visible and
+    // unambiguous (a newline would break the table, U+200B would vanish).
+    return `$'${word.replace(HIDDEN_OR_QUOTE, escapeChar)}'`;
   }
   return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * A name (an owner) as a table shows it: as it is when every character
+ * prints, else quoted like {@linkcode shellQuote} so that nothing is hidden.
+ */
+export function safeName(name: string): string {
+  return HIDDEN.test(name) ? shellQuote(name) : name;
 }
 
 /** The COMMAND column: the command and its arguments, shell-quoted. */
@@ -129,7 +148,7 @@ export function jobTable(jobs: readonly Job[], options: TableOptions): string {
         time(job.startedAt),
         time(job.endedAt),
         jobExit(job),
-      ], job.owner)
+      ], safeName(job.owner))
     ),
   ]);
 }

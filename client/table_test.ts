@@ -7,6 +7,7 @@ import {
   jobJson,
   jobState,
   jobTable,
+  safeName,
   shellQuote,
 } from "./table.ts";
 
@@ -139,4 +140,34 @@ Deno.test("an OWNER column only when asked (an admin's view)", () => {
       "2   client2  sleep 100  exited  10:29:24  10:30:10  1\n",
   );
   assert.ok(jobTable(jobs, utc).startsWith("ID  COMMAND    STATE"));
+});
+
+Deno.test("tables escape every hidden, control and bidi character", () => {
+  const cases: [string, string][] = [
+    ["ad\u200bmin", "$'ad\\u200bmin'"],
+    ["a\u202egnp.exe", "$'a\\u202egnp.exe'"],
+    ["c1\u0085x", "$'c1\\u0085x'"],
+    ["line\u2028para\u2029", "$'line\\u2028para\\u2029'"],
+    ["tag\u{e0041}", "$'tag\\U000e0041'"],
+    ["bom\ufeff", "$'bom\\ufeff'"],
+    ["nul\0it's\\", "$'nul\\x00it\\'s\\\\'"],
+  ];
+  for (const [raw, shown] of cases) {
+    assert.equal(shellQuote(raw), shown, JSON.stringify(raw));
+    assert.equal(safeName(raw), shown, JSON.stringify(raw));
+  }
+  // Printable names stay as they are, accents and all.
+  assert.equal(safeName("José"), "José");
+  const table = jobTable([
+    job({ owner: "ad\u200bmin", command: "ls\u202e", args: ["\u0090"] }),
+  ], { ...utc, owner: true });
+  assert.doesNotMatch(
+    table.replaceAll("\n", ""),
+    /\p{Cc}|\p{Cf}|\p{Zl}|\p{Zp}/u,
+  );
+  assert.match(table, /^1\s+\$'ad\\u200bmin'\s+\$'ls\\u202e' \$'\\u0090'/m);
+  // JSON keeps the exact strings.
+  const json = jobJson(job({ owner: "ad\u200bmin", args: ["\u202e"] }));
+  assert.equal(json.owner, "ad\u200bmin");
+  assert.deepEqual(json.args, ["\u202e"]);
 });
