@@ -11,6 +11,7 @@ import { isIP } from "node:net";
 import { createSecureContext } from "node:tls";
 import {
   type Job,
+  JobView,
   type LogsRequest,
   type LogsResponse,
   type StartRequest,
@@ -303,6 +304,9 @@ export function describeError(err: unknown, ctx: ErrorContext): string {
   }
 }
 
+/** Jobs asked for per List call: the server's maximum page. */
+const LIST_PAGE_SIZE = 1000;
+
 /** Options of calls that return one answer. */
 export interface CallOptions {
   /** Milliseconds before giving up; default 30 s. */
@@ -394,9 +398,32 @@ export class Connection {
     return res.job;
   }
 
-  /** The caller's jobs (everyone's for an admin). */
-  async list(options: CallOptions = {}): Promise<Job[]> {
-    return (await this.#unary(this.#client.list, {}, options)).jobs;
+  /**
+   * The caller's jobs (everyone's for an admin), oldest first, fetched page
+   * by page. `full` asks for every argument; without it long argument lists
+   * come abbreviated (the server's BASIC view), which is what a table shows.
+   */
+  async list(
+    options: CallOptions & { full?: boolean } = {},
+  ): Promise<Job[]> {
+    const jobs: Job[] = [];
+    const view = options.full ? JobView.JOB_VIEW_FULL : JobView.JOB_VIEW_BASIC;
+    let pageToken = "";
+    do {
+      const page = await this.#unary(this.#client.list, {
+        pageSize: LIST_PAGE_SIZE,
+        pageToken,
+        view,
+      }, options);
+      jobs.push(...page.jobs);
+      if (page.nextPageToken !== "" && page.nextPageToken === pageToken) {
+        throw new CliError(
+          "The server sent the same list page twice: report this server bug",
+        );
+      }
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    return jobs;
   }
 
   /**

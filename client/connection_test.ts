@@ -221,8 +221,8 @@ Deno.test("connect: IP targets verify the certificate's IP SAN", async () => {
     server.addService(TelejobService, {
       list: (
         _call: unknown,
-        cb: (e: null, r: { jobs: never[] }) => void,
-      ) => cb(null, { jobs: [] }),
+        cb: (e: null, r: { jobs: never[]; nextPageToken: string }) => void,
+      ) => cb(null, { jobs: [], nextPageToken: "" }),
     });
     servers.push(server);
     const credentials = grpc.ServerCredentials.createSsl(

@@ -339,10 +339,18 @@ const COMMANDS = new Map<string, Command>([
   command("list", {
     usage: "[flags]",
     summary: "Show all your jobs (an admin sees everyone's), oldest first.",
-    details: TABLE_NOTES,
+    details: TABLE_NOTES +
+      "\nLong argument lists are cut (…) unless --wide is given.",
+    flags: [{
+      name: "wide",
+      type: "boolean",
+      description: "Show every argument in full (--output json always does)",
+    }],
     positionals: { max: 0, name: "argument" },
   }, async (ctx) => {
-    const jobs = await ctx.conn.list();
+    const jobs = await ctx.conn.list({
+      full: ctx.json || ctx.args.boolean("wide"),
+    });
     jobs.sort((a, b) =>
       Number(a.id) - Number(b.id) || a.id.localeCompare(b.id)
     );

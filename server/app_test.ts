@@ -55,7 +55,7 @@ Deno.test("startTelejobServer serves the certificate's CN as the user and logs t
   try {
     const jobs = await new Promise((resolve, reject) =>
       client.list(
-        {},
+        { pageSize: 0, pageToken: "", view: 0 },
         (error, response) => error ? reject(error) : resolve(response.jobs),
       )
     );
@@ -112,7 +112,7 @@ Deno.test("shutdown ends followers, waits for a call in flight, then closes the 
   const list = () =>
     new Promise<unknown>((resolve, reject) =>
       client.list(
-        {},
+        { pageSize: 0, pageToken: "", view: 0 },
         (error, response) => error ? reject(error) : resolve(response.jobs),
       )
     );

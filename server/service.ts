@@ -30,6 +30,7 @@ import { JobError } from "./jobs/errors.ts";
 import type { Logger } from "./log.ts";
 import type { ClientVerifier } from "./tls.ts";
 import { userOfCall } from "./tls.ts";
+import { buildPage, checkList } from "./list_page.ts";
 
 /** The engine methods the service calls. */
 export type Engine = Pick<
@@ -599,8 +600,14 @@ export function createTelejobService(
         return { job: toProtoJob(await engine.status(user, request.id)) };
       },
     ),
-    list: unary<ListRequest, ListResponse>("List", async (user) => {
-      return { jobs: (await engine.list(user)).map(toProtoJob) };
+    list: unary<ListRequest, ListResponse>("List", async (user, request) => {
+      const query = checkList(request);
+      // One more than the page, to know whether another page follows.
+      const jobs = await engine.list(user, {
+        after: query.after,
+        limit: query.pageSize + 1,
+      });
+      return buildPage(jobs.map(toProtoJob), query);
     }),
     logs: (call: grpc.ServerWritableStream<LogsRequest, LogsResponse>) => {
       const started = performance.now();

@@ -11,7 +11,7 @@ import { shimCommand } from "../../cgroup/shim.ts";
 import { resolveCommand } from "./command.ts";
 import { JobError, jobNotFound } from "./errors.ts";
 import { OutputDir, readOutput } from "./output.ts";
-import { JobStore } from "./store.ts";
+import { JobStore, type ListPage } from "./store.ts";
 import type {
   JobInfo,
   LogsOptions,
@@ -725,14 +725,19 @@ export class JobEngine {
   }
 
   /**
-   * Every job the user may see (all jobs for an admin), oldest first.
+   * The jobs the user may see (all jobs for an admin), oldest first: with
+   * `page`, only those after `page.after` and at most `page.limit` of them.
    * Running jobs show live usage, read a few at a time: with thousands of
    * running jobs, reading every cgroup at once would spend the server's fd
    * budget that the jobs themselves need.
    */
-  async list(user: string): Promise<JobInfo[]> {
+  async list(user: string, page: ListPage = {}): Promise<JobInfo[]> {
     this.#checkOpen();
-    const records = this.#store.list(this.#isAdmin(user) ? undefined : user);
+    if (page.after !== undefined) parseId(page.after);
+    const records = this.#store.list(
+      this.#isAdmin(user) ? undefined : user,
+      page,
+    );
     await inParallel(
       records.map((record, i) => ({ record, i })),
       async ({ record, i }) => {

@@ -25,6 +25,7 @@
  */
 export * from "./types.ts";
 export * from "./errors.ts";
+export type { ListPage } from "./store.ts";
 export {
   DEFAULT_GRACE_MS,
   DEFAULT_OUTPUT_LIMIT_BYTES,

@@ -33,6 +33,14 @@ export type JobEnd = Pick<
   | "outputBytes"
 >;
 
+/** Which part of the list {@linkcode JobStore.list} returns. */
+export interface ListPage {
+  /** Only jobs with a larger id (a decimal id, as the engine gives). */
+  after?: string;
+  /** At most this many jobs. */
+  limit?: number;
+}
+
 /** Options of {@linkcode JobStore.open}. */
 export interface StoreOptions {
   /** How long to wait for another holder of the database (default 2 s). */
@@ -128,9 +136,11 @@ export class JobStore {
        WHERE id = ?`,
     );
     this.#get = db.prepare("SELECT * FROM jobs WHERE id = ?");
-    this.#listAll = db.prepare("SELECT * FROM jobs ORDER BY id");
+    this.#listAll = db.prepare(
+      "SELECT * FROM jobs WHERE id > ? ORDER BY id LIMIT ?",
+    );
     this.#listOwner = db.prepare(
-      "SELECT * FROM jobs WHERE owner = ? ORDER BY id",
+      "SELECT * FROM jobs WHERE owner = ? AND id > ? ORDER BY id LIMIT ?",
     );
     this.#running = db.prepare(
       "SELECT * FROM jobs WHERE state = 'running' ORDER BY id",
@@ -231,11 +241,16 @@ export class JobStore {
     return row === undefined ? undefined : toInfo(row);
   }
 
-  /** Every job (of `owner` when given), oldest first. */
-  list(owner?: string): JobInfo[] {
+  /**
+   * Jobs (of `owner` when given), oldest first: those with an id above
+   * `after` (default: from the first), at most `limit` (default: all).
+   */
+  list(owner?: string, page: ListPage = {}): JobInfo[] {
+    const after = Number(page.after ?? 0);
+    const limit = page.limit ?? -1; // SQLite: a negative LIMIT is none.
     const rows = owner === undefined
-      ? this.#listAll.all()
-      : this.#listOwner.all(owner);
+      ? this.#listAll.all(after, limit)
+      : this.#listOwner.all(owner, after, limit);
     return (rows as Row[]).map(toInfo);
   }
 

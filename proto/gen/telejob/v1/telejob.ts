@@ -27,6 +27,55 @@ export const protobufPackage = "telejob.v1";
 
 export const protobufFileName = "telejob/v1/telejob.proto";
 
+/** How much of each job List returns (AIP-157). */
+export enum JobView {
+  /** JOB_VIEW_UNSPECIFIED - The server's default: JOB_VIEW_BASIC. */
+  JOB_VIEW_UNSPECIFIED = 0,
+  /**
+   * JOB_VIEW_BASIC - For tables: args are abbreviated for display (long arguments cut, the
+   * rest left out, marked with "…"); every other field is exact.
+   */
+  JOB_VIEW_BASIC = 1,
+  /**
+   * JOB_VIEW_FULL - Every field exact, args in full (a job too large to fit in one response
+   * on its own still comes as BASIC).
+   */
+  JOB_VIEW_FULL = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function jobViewFromJSON(object: any): JobView {
+  switch (object) {
+    case 0:
+    case "JOB_VIEW_UNSPECIFIED":
+      return JobView.JOB_VIEW_UNSPECIFIED;
+    case 1:
+    case "JOB_VIEW_BASIC":
+      return JobView.JOB_VIEW_BASIC;
+    case 2:
+    case "JOB_VIEW_FULL":
+      return JobView.JOB_VIEW_FULL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return JobView.UNRECOGNIZED;
+  }
+}
+
+export function jobViewToJSON(object: JobView): string {
+  switch (object) {
+    case JobView.JOB_VIEW_UNSPECIFIED:
+      return "JOB_VIEW_UNSPECIFIED";
+    case JobView.JOB_VIEW_BASIC:
+      return "JOB_VIEW_BASIC";
+    case JobView.JOB_VIEW_FULL:
+      return "JOB_VIEW_FULL";
+    case JobView.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum JobState {
   JOB_STATE_UNSPECIFIED = 0,
   JOB_STATE_RUNNING = 1,
@@ -127,10 +176,20 @@ export interface StatusResponse {
 }
 
 export interface ListRequest {
+  /**
+   * Most jobs to return: 0 means 100; more than 1000 means 1000; negative is
+   * INVALID_ARGUMENT. A page may hold fewer (a response stays under 3 MiB).
+   */
+  pageSize: number;
+  /** The next_page_token of the previous response; empty for the first page. */
+  pageToken: string;
+  view: JobView;
 }
 
 export interface ListResponse {
   jobs: Job[];
+  /** Token for the next page; empty on the last page. */
+  nextPageToken: string;
 }
 
 export interface LogsRequest {
@@ -1067,11 +1126,20 @@ export const StatusResponse: MessageFns<StatusResponse> = {
 };
 
 function createBaseListRequest(): ListRequest {
-  return {};
+  return { pageSize: 0, pageToken: "", view: 0 };
 }
 
 export const ListRequest: MessageFns<ListRequest> = {
-  encode(_: ListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: ListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    if (message.view !== 0) {
+      writer.uint32(24).int32(message.view);
+    }
     return writer;
   },
 
@@ -1088,6 +1156,30 @@ export const ListRequest: MessageFns<ListRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.view = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1100,32 +1192,59 @@ export const ListRequest: MessageFns<ListRequest> = {
     }
   },
 
-  fromJSON(_: any): ListRequest {
-    return {};
+  fromJSON(object: any): ListRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+      view: isSet(object.view) ? jobViewFromJSON(object.view) : 0,
+    };
   },
 
-  toJSON(_: ListRequest): unknown {
+  toJSON(message: ListRequest): unknown {
     const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    if (message.view !== 0) {
+      obj.view = jobViewToJSON(message.view);
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<ListRequest>, I>>(base?: I): ListRequest {
     return ListRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ListRequest>, I>>(_: I): ListRequest {
+  fromPartial<I extends Exact<DeepPartial<ListRequest>, I>>(object: I): ListRequest {
     const message = createBaseListRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    message.view = object.view ?? 0;
     return message;
   },
 };
 
 function createBaseListResponse(): ListResponse {
-  return { jobs: [] };
+  return { jobs: [], nextPageToken: "" };
 }
 
 export const ListResponse: MessageFns<ListResponse> = {
   encode(message: ListResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.jobs) {
       Job.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -1151,6 +1270,14 @@ export const ListResponse: MessageFns<ListResponse> = {
             message.jobs.push(Job.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1164,13 +1291,23 @@ export const ListResponse: MessageFns<ListResponse> = {
   },
 
   fromJSON(object: any): ListResponse {
-    return { jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => Job.fromJSON(e)) : [] };
+    return {
+      jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => Job.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
   },
 
   toJSON(message: ListResponse): unknown {
     const obj: any = {};
     if (message.jobs?.length) {
       obj.jobs = message.jobs.map((e) => Job.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -1181,6 +1318,7 @@ export const ListResponse: MessageFns<ListResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListResponse>, I>>(object: I): ListResponse {
     const message = createBaseListResponse();
     message.jobs = object.jobs?.map((e) => Job.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
@@ -1798,7 +1936,11 @@ export const TelejobService = {
     responseSerialize: (value: StatusResponse): Buffer => Buffer.from(StatusResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): StatusResponse => StatusResponse.decode(value),
   },
-  /** List returns every job of the caller (of everyone for an admin). */
+  /**
+   * List returns the caller's jobs (everyone's for an admin), oldest first,
+   * one page at a time (AIP-158): pass next_page_token back as page_token
+   * until it comes back empty.
+   */
   list: {
     path: "/telejob.v1.Telejob/List" as const,
     requestStream: false as const,
@@ -1834,7 +1976,11 @@ export interface TelejobServer extends UntypedServiceImplementation {
   stop: handleUnaryCall<StopRequest, StopResponse>;
   /** Status returns one job. */
   status: handleUnaryCall<StatusRequest, StatusResponse>;
-  /** List returns every job of the caller (of everyone for an admin). */
+  /**
+   * List returns the caller's jobs (everyone's for an admin), oldest first,
+   * one page at a time (AIP-158): pass next_page_token back as page_token
+   * until it comes back empty.
+   */
   list: handleUnaryCall<ListRequest, ListResponse>;
   /**
    * Logs streams the job's combined stdout and stderr from the first byte
@@ -1893,7 +2039,11 @@ export interface TelejobClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: StatusResponse) => void,
   ): ClientUnaryCall;
-  /** List returns every job of the caller (of everyone for an admin). */
+  /**
+   * List returns the caller's jobs (everyone's for an admin), oldest first,
+   * one page at a time (AIP-158): pass next_page_token back as page_token
+   * until it comes back empty.
+   */
   list(request: ListRequest, callback: (error: ServiceError | null, response: ListResponse) => void): ClientUnaryCall;
   list(
     request: ListRequest,
