@@ -4,6 +4,7 @@
  * serves its output. See {@linkcode JobEngine}.
  * @module
  */
+import { statfsSync } from "node:fs";
 import type { CgroupDriver, JobCgroup, Limits } from "../../cgroup/types.ts";
 import { effectiveLimits } from "../../cgroup/limits.ts";
 import { emptyUsage } from "../../cgroup/types.ts";
@@ -12,6 +13,7 @@ import { resolveCommand } from "./command.ts";
 import { JobError, jobNotFound } from "./errors.ts";
 import { OutputDir, readOutput } from "./output.ts";
 import { JobStore, type ListPage } from "./store.ts";
+import { PendingWrites } from "./pending.ts";
 import type {
   JobInfo,
   LogsOptions,
@@ -165,23 +167,60 @@ function parseByteCount(value: unknown, field: string): number | undefined {
   return value;
 }
 
+/** The errno name of a Deno or Node error (`ENOSPC`), if it has one. */
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+// What a kernel resource shortage is called in the client's message.
+const EXHAUSTED_CODES: Record<string, string> = {
+  EMFILE: "too many open files",
+  ENFILE: "too many open files in the system",
+  EAGAIN: "resource temporarily unavailable",
+  ENOMEM: "cannot allocate memory",
+  ENOSPC: "no space left on device",
+};
+
 /**
  * A start that failed for want of a kernel resource (fds, processes, memory)
  * is the server being full, which the caller can act on by retrying later.
  */
 function exhausted(error: unknown): JobError | undefined {
-  const message = error instanceof Error ? error.message : String(error);
-  const match =
-    /too many open files|resource temporarily unavailable|cannot allocate memory|no space left on device/i
-      .exec(message);
-  if (match === null) return undefined;
+  const what = EXHAUSTED_CODES[errorCode(error) ?? ""];
+  if (what === undefined) return undefined;
   return new JobError(
     "resource_exhausted",
-    `The server has no room for another job right now (${
-      match[0].toLowerCase()
-    }): retry later or stop a job`,
+    `The server has no room for another job right now (${what}): retry later or stop a job`,
   );
 }
+
+// SQLite's primary result code for "database or disk is full".
+const SQLITE_FULL = 13;
+
+/** Whether `error` says the file system is full (or the quota spent). */
+export function isDiskFull(error: unknown): boolean {
+  const code = errorCode(error);
+  if (code === "ENOSPC" || code === "EDQUOT") return true;
+  const sqlite = (error as { errcode?: unknown } | null)?.errcode;
+  return code === "ERR_SQLITE_ERROR" && typeof sqlite === "number" &&
+    (sqlite & 0xff) === SQLITE_FULL;
+}
+
+/** The error of a start refused because the data dir has no room. */
+function dataDirFull(): JobError {
+  return new JobError(
+    "resource_exhausted",
+    "The data dir's file system is full: no job was started; free space on the server (or stop a job that writes a lot) and retry",
+  );
+}
+
+/**
+ * Least free space on the data dir's file system for a new job: room for
+ * its record and the first of its output. Below it Start is refused rather
+ * than starting a job that cannot write.
+ */
+export const MIN_FREE_BYTES = 1024 * 1024;
 
 /** Signals the job's main process; a no-op once it has been reaped. */
 function signalMain(job: RunningJob, signal: Deno.Signal): void {
@@ -242,6 +281,9 @@ export class JobEngine {
   #maxJobsPerUser: number | undefined;
   #output!: OutputDir;
   #running = new Map<string, RunningJob>();
+  /** Ends and removals the store refused (disk full), retried until taken. */
+  #pending!: PendingWrites;
+  #dataDir: string;
   #perUser = new Map<string, number>();
   #starting = new Set<Promise<unknown>>();
   #accepting = true;
@@ -254,6 +296,8 @@ export class JobEngine {
     outputLimit: number,
   ) {
     this.#store = store;
+    this.#pending = new PendingWrites(store);
+    this.#dataDir = options.dataDir;
     this.#cgroups = options.cgroups;
     this.#cgroupPrefix = `${CGROUP_PREFIX}${store.instanceId()}-`;
     this.#limits = options.limits ?? {};
@@ -388,11 +432,33 @@ export class JobEngine {
   #lookup(user: string, rawId: string): JobInfo {
     const id = parseId(rawId);
     this.#checkOpen();
-    const info = this.#running.get(id)?.info ?? this.#store.get(id);
+    const info = this.#running.get(id)?.info ?? this.#recorded(id);
     if (info === undefined || !this.#visible(user, info)) {
       throw jobNotFound(id);
     }
     return info;
+  }
+
+  /**
+   * A job's record as it truly is: an end or removal the store has not taken
+   * yet overrides the store's row.
+   */
+  #recorded(id: string): JobInfo | undefined {
+    const pending = this.#pending.get(id);
+    if (pending !== undefined) return pending ?? undefined;
+    return this.#store.get(id);
+  }
+
+  /** Refuses a start when the data dir's file system is (nearly) full. */
+  #checkDiskSpace(): void {
+    let free: number;
+    try {
+      const fs = statfsSync(this.#dataDir);
+      free = fs.ffree === 0 ? 0 : fs.bavail * fs.bsize;
+    } catch {
+      return; // Cannot tell: the writes below will say.
+    }
+    if (free < MIN_FREE_BYTES) throw dataDirFull();
   }
 
   /**
@@ -435,8 +501,10 @@ export class JobEngine {
     }
     this.#perUser.set(user, count + 1);
     let id: string | undefined;
+    let outputCreated = false;
     let cgroup: JobCgroup | undefined;
     try {
+      this.#checkDiskSpace();
       const startedAt = new Date();
       id = this.#store.insert({
         owner: user,
@@ -448,6 +516,7 @@ export class JobEngine {
       });
       const outputPath = this.#output.path(id);
       this.#output.create(id);
+      outputCreated = true;
       cgroup = await this.#cgroups.create(this.#cgroupPrefix + id, limits);
       const shim = shimCommand(resolved.program, resolved.args, {
         procsFiles: cgroup.procsFiles,
@@ -506,11 +575,15 @@ export class JobEngine {
         const created = cgroup;
         await settle("cgroup removal", id!, () => created.remove());
       }
-      if (id !== undefined) {
-        this.#store.delete(id);
-        const path = this.#output.path(id);
-        await settle("output removal", id, () => Deno.remove(path));
+      // Only what this start made goes: the output file only when it was
+      // created here (it is created exclusively), the record through the
+      // pending writes, so a full disk cannot leave a phantom running job.
+      if (outputCreated) {
+        const path = this.#output.path(id!);
+        await settle("output removal", id!, () => Deno.remove(path));
       }
+      if (id !== undefined) this.#pending.delete(id);
+      if (isDiskFull(error)) throw dataDirFull();
       throw exhausted(error) ?? error;
     }
   }
@@ -581,11 +654,9 @@ export class JobEngine {
     info.outputLimitReached ||= limitReached;
     if (usage) info.usage = usage;
     info.outputBytes = bytes;
-    try {
-      this.#store.finish(id, info);
-    } catch (storeError) {
-      console.error(`Job ${id}: recording its end failed:`, storeError);
-    }
+    // Kept and retried while the store refuses it (a full disk); lookups
+    // answer from the kept record meanwhile.
+    this.#pending.finish(copyInfo(info));
     this.#running.delete(id);
     this.#release(info.owner);
     this.#output.wake(id);
@@ -734,18 +805,24 @@ export class JobEngine {
   async list(user: string, page: ListPage = {}): Promise<JobInfo[]> {
     this.#checkOpen();
     if (page.after !== undefined) parseId(page.after);
-    const records = this.#store.list(
-      this.#isAdmin(user) ? undefined : user,
-      page,
-    );
+    // Rows whose deletion waits are dropped below: ask for as many more.
+    const records = this.#store.list(this.#isAdmin(user) ? undefined : user, {
+      after: page.after,
+      limit: page.limit === undefined
+        ? undefined
+        : page.limit + this.#pending.size,
+    });
     await inParallel(
       records.map((record, i) => ({ record, i })),
       async ({ record, i }) => {
         const job = this.#running.get(record.id);
         if (job !== undefined) records[i] = await this.#live(job);
+        else records[i] = this.#pending.get(record.id) ?? record;
       },
     );
-    return records;
+    // A failed start whose record the store would not delete yet.
+    return records.filter((record) => this.#pending.get(record.id) !== null)
+      .slice(0, page.limit);
   }
 
   /**
@@ -812,6 +889,11 @@ export class JobEngine {
       ),
     );
     this.#closed = true;
+    for (const id of this.#pending.close()) {
+      console.error(
+        `Job ${id}: the store still refuses its record; the next server start shows the job as lost`,
+      );
+    }
     await this.#output.close();
     this.#store.close();
   }

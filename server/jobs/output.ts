@@ -62,12 +62,17 @@ export class OutputDir {
   }
 
   /**
-   * Creates job `id`'s output file, empty, before the job is spawned.
+   * Creates job `id`'s output file, empty, before the job is spawned; fails
+   * when the file exists.
    * Synchronous: creating one empty file takes microseconds, less than the
    * hop to Deno's blocking thread pool, and it is on the start path.
    */
   create(id: string): void {
-    Deno.writeFileSync(this.path(id), new Uint8Array(0), { mode: 0o600 });
+    // createNew: never truncate a file that is there (another job's output).
+    Deno.writeFileSync(this.path(id), new Uint8Array(0), {
+      mode: 0o600,
+      createNew: true,
+    });
   }
 
   /**

@@ -126,7 +126,7 @@ export class JobStore {
     this.#db = db;
     this.#insert = db.prepare(
       `INSERT INTO jobs (owner, command, args, cwd, state, started_at, limits, usage)
-       VALUES (?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id`,
+       VALUES (?, ?, ?, ?, 'running', ?, ?, ?)`,
     );
     this.#finish = db.prepare(
       `UPDATE jobs SET state = 'finished', ended_at = ?, exit_code = ?,
@@ -204,9 +204,14 @@ export class JobStore {
     return id;
   }
 
-  /** Records a new running job and returns its id. */
+  /**
+   * Records a new running job and returns its id; throws when the record
+   * was not committed. (Not `INSERT ... RETURNING` through `get()`: that
+   * returns the row after its first step and drops the commit's error, so
+   * on a full disk it handed out an id that was never stored, and again.)
+   */
   insert(job: NewJob): string {
-    const row = this.#insert.get(
+    const { lastInsertRowid } = this.#insert.run(
       job.owner,
       job.command,
       JSON.stringify(job.args),
@@ -214,8 +219,8 @@ export class JobStore {
       job.startedAt.getTime(),
       JSON.stringify(job.limits),
       JSON.stringify(ZERO_USAGE),
-    ) as { id: number };
-    return String(row.id);
+    );
+    return String(lastInsertRowid);
   }
 
   /** Marks a job finished with how it ended. */
