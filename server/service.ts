@@ -30,6 +30,7 @@ import { JobError } from "./jobs/errors.ts";
 import type { Logger } from "./log.ts";
 import type { ClientVerifier } from "./tls.ts";
 import { userOfCall } from "./tls.ts";
+import { type NumberFields, unsafeNumberField } from "./wire_numbers.ts";
 import { buildPage, checkList } from "./list_page.ts";
 
 /** The engine methods the service calls. */
@@ -74,23 +75,39 @@ type Decoded<T> = T | { [DECODE_ERROR]: string };
  */
 function tolerantDecoder<T>(
   decode: (buffer: Buffer) => T,
+  numbers: NumberFields = {},
 ): (buffer: Buffer) => Decoded<T> {
   return (buffer) => {
     try {
       return decode(buffer);
     } catch (error) {
+      const field = unsafeNumberField(buffer, numbers);
       return {
-        [DECODE_ERROR]: error instanceof Error ? error.message : String(error),
+        [DECODE_ERROR]: field !== undefined
+          ? `${field}: the number is out of range; give at most ${Number.MAX_SAFE_INTEGER}`
+          : `Malformed request: ${
+            error instanceof Error ? error.message : String(error)
+          }`,
       };
     }
   };
 }
 
+// The 64-bit number fields of each request (names as in the proto).
+const LIMITS_NUMBERS: NumberFields = {
+  2: "memory_bytes",
+  3: "pids",
+  4: ["io", { 3: "rbps", 4: "wbps", 5: "riops", 6: "wiops" }],
+};
+const START_NUMBERS: NumberFields = { 5: ["limits", LIMITS_NUMBERS] };
+const STOP_NUMBERS: NumberFields = { 2: ["grace", { 1: "seconds" }] };
+const LOGS_NUMBERS: NumberFields = { 3: "offset", 4: "tail" };
+
 function decoded<T>(request: Decoded<T>): T {
   if (request && typeof request === "object" && DECODE_ERROR in request) {
     throw new RequestError(
       grpc.status.INVALID_ARGUMENT,
-      `Malformed request: ${request[DECODE_ERROR]}`,
+      request[DECODE_ERROR],
     );
   }
   return request as T;
@@ -100,11 +117,11 @@ function decoded<T>(request: Decoded<T>): T {
 export const telejobServiceDefinition = {
   start: {
     ...TelejobService.start,
-    requestDeserialize: tolerantDecoder(StartRequest.decode),
+    requestDeserialize: tolerantDecoder(StartRequest.decode, START_NUMBERS),
   },
   stop: {
     ...TelejobService.stop,
-    requestDeserialize: tolerantDecoder(StopRequest.decode),
+    requestDeserialize: tolerantDecoder(StopRequest.decode, STOP_NUMBERS),
   },
   status: {
     ...TelejobService.status,
@@ -116,7 +133,7 @@ export const telejobServiceDefinition = {
   },
   logs: {
     ...TelejobService.logs,
-    requestDeserialize: tolerantDecoder(LogsRequest.decode),
+    requestDeserialize: tolerantDecoder(LogsRequest.decode, LOGS_NUMBERS),
     responseSerialize: encodeLogsResponse,
   },
 } as unknown as typeof TelejobService;
@@ -194,20 +211,6 @@ function utf8Length(value: string): number {
     } else bytes += 3;
   }
   return bytes;
-}
-
-function checkNumber(
-  field: string,
-  value: number,
-  range: { min: number; max: number; unit?: string },
-): void {
-  if (!Number.isFinite(value) || value < range.min || value > range.max) {
-    const unit = range.unit ? ` ${range.unit}` : "";
-    throw invalid(
-      field,
-      `${value} is out of range; use 0 for the server's default or a value from ${range.min} to ${range.max}${unit}`,
-    );
-  }
 }
 
 /**
@@ -350,12 +353,23 @@ function checkLogs(request: LogsRequest): {
   offset?: number;
   tail?: number;
 } {
-  checkNumber("offset", request.offset, {
-    min: 0,
-    max: Number.MAX_SAFE_INTEGER,
-  });
-  if (request.tail !== undefined) {
-    checkNumber("tail", request.tail, { min: 0, max: Number.MAX_SAFE_INTEGER });
+  // The engine checks offset against the output cap; here only what a
+  // number from the wire can hold.
+  for (
+    const [field, value] of [["offset", request.offset], [
+      "tail",
+      request.tail,
+    ]] as const
+  ) {
+    if (
+      value !== undefined &&
+      (!Number.isSafeInteger(value) || value < 0)
+    ) {
+      throw invalid(
+        field,
+        `${value} is out of range; give a whole number of bytes from 0 to ${Number.MAX_SAFE_INTEGER}`,
+      );
+    }
   }
   return {
     follow: request.follow,

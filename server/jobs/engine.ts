@@ -151,16 +151,23 @@ function parseGrace(graceMs: unknown): number {
   return Math.floor(graceMs);
 }
 
-function parseByteCount(value: unknown, field: string): number | undefined {
+function parseByteCount(
+  value: unknown,
+  field: string,
+  max: number,
+): number | undefined {
   if (value === undefined) return undefined;
   if (
-    typeof value !== "number" || !Number.isSafeInteger(value) || value < 0
+    typeof value !== "number" || !Number.isSafeInteger(value) || value < 0 ||
+    value > max
   ) {
     throw new JobError(
       "invalid_argument",
       `${field === "tail" ? "Tail" : "Offset"} ${
         String(value)
-      } is not valid: give a whole number of bytes, 0 or more`,
+      } is out of range: give a whole number of bytes from 0 to ${max}${
+        field === "offset" ? " (the output cap: no output lies beyond it)" : ""
+      }`,
       field,
     );
   }
@@ -846,8 +853,10 @@ export class JobEngine {
     rawId: string,
     options: LogsOptions,
   ): AsyncGenerator<Uint8Array, void, undefined> {
-    const offset = parseByteCount(options.offset, "offset");
-    const tail = parseByteCount(options.tail, "tail");
+    // An offset past the cap could only wait for bytes that never come (and
+    // past the file system's largest file, seek fails with EINVAL).
+    const offset = parseByteCount(options.offset, "offset", this.#outputLimit);
+    const tail = parseByteCount(options.tail, "tail", Number.MAX_SAFE_INTEGER);
     const { id } = this.#lookup(user, rawId);
     yield* readOutput({
       path: this.#output.path(id),
