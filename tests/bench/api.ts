@@ -17,8 +17,8 @@ const HOST = "127.0.0.1";
 // the server it talks to shuts down, because a grpc-js client on Deno 2.9.6
 // whose connections receive the server's GOAWAY has aborted in nghttp2.
 
-/** A server process the section started. */
-interface ServerProcess {
+/** A server process a section started. */
+export interface ServerProcess {
   child: Deno.ChildProcess;
   port: number;
   /** Set once the process has exited. */
@@ -117,7 +117,11 @@ async function startFloorServer(
   return server;
 }
 
-function startTelejobServer(
+/**
+ * Starts telejob-server on a free port with its data in
+ * `<workDir>/server-data` (the list section fills that first).
+ */
+export function startTelejobServer(
   ctx: SectionContext,
   testdata: string,
   outputLimit: number,
@@ -156,7 +160,7 @@ function startTelejobServer(
 }
 
 /** Waits until something accepts TCP connections on `port`. */
-async function waitListening(
+export async function waitListening(
   server: ServerProcess,
   label: string,
 ): Promise<void> {

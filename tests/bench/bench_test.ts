@@ -84,7 +84,7 @@ Deno.test("runConcurrent stops starting calls after a failure", async () => {
 
 Deno.test("parseBenchArgs picks sections, quick mode and the JSON file", () => {
   assert.deepEqual(parseBenchArgs([]), {
-    sections: ["floor", "engine", "api"],
+    sections: ["floor", "engine", "api", "list"],
     quick: false,
     json: undefined,
     markdown: undefined,

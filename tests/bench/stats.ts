@@ -172,7 +172,7 @@ export async function runFor(
 }
 
 /** Benchmark sections that can be run on their own. */
-export const SECTIONS = ["floor", "engine", "api"] as const;
+export const SECTIONS = ["floor", "engine", "api", "list"] as const;
 /** One benchmark section. */
 export type Section = typeof SECTIONS[number];
 
@@ -192,15 +192,16 @@ export interface BenchArgs {
 
 /** Usage text of `deno task bench`. */
 export const USAGE =
-  `Usage: deno task bench [floor] [engine] [api] [--quick] [--json FILE]
+  `Usage: deno task bench [floor] [engine] [api] [list] [--quick] [--json FILE]
                        [--markdown FILE]
 
 Measures the job engine and the gRPC API against this machine's floor.
-With no section named, all three run in order.
+With no section named, all of them run in order.
 
   floor        plain Deno.Command spawns, file writes and reads
   engine       the in-process JobEngine with the real cgroup driver
   api          a real telejob-server over mTLS, the telejob CLI
+  list         List with 10,000 stored jobs: first page, full walk, CLI
   --quick      small counts: a smoke run of a minute or two
   --json FILE  also write every number as JSON to FILE
   --markdown FILE  also write the report as Markdown tables to FILE

@@ -28,6 +28,8 @@ async function runSection(
       return (await import("./engine.ts")).runEngine(ctx);
     case "api":
       return (await import("./api.ts")).runApi(ctx);
+    case "list":
+      return (await import("./list.ts")).runList(ctx);
   }
 }
 
@@ -46,7 +48,7 @@ async function main(): Promise<void> {
   const section = positionals[0] as Section;
   if (!SECTIONS.includes(section) || !values.out || !values["work-dir"]) {
     throw new TypeError(
-      "Usage: worker.ts floor|engine|api --out FILE --work-dir DIR --cgroup-parent NAME",
+      "Usage: worker.ts floor|engine|api|list --out FILE --work-dir DIR --cgroup-parent NAME",
     );
   }
   const began = performance.now();
