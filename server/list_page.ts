@@ -109,6 +109,11 @@ function cut(value: string, chars: number): string {
  * are cut the same way.
  */
 export function basicJob(job: Job): Job {
+  if (
+    job.args.reduce((n, arg) => n + arg.length, 0) <= BASIC_ARGS_CHARS / 2 &&
+    job.owner.length + job.command.length + job.cwd.length +
+          job.signal.length + job.stoppedBy.length <= BASIC_STRING_CHARS
+  ) return job; // The common case: nothing to cut.
   const args: string[] = [];
   let left = BASIC_ARGS_CHARS;
   for (const arg of job.args) {
