@@ -71,6 +71,14 @@ Deno.test("JobStore keeps records across reopening", async () => {
     assert.deepEqual(store.list().map((j) => j.id), ["1", "2"]);
     assert.deepEqual(store.list("bob").map((j) => j.id), ["2"]);
     assert.deepEqual(store.list("carol"), []);
+    // Pages: after an id, at most a limit.
+    assert.deepEqual(store.list(undefined, { limit: 1 }).map((j) => j.id), [
+      "1",
+    ]);
+    assert.deepEqual(store.list(undefined, { after: "1" }).map((j) => j.id), [
+      "2",
+    ]);
+    assert.deepEqual(store.list("bob", { after: "2", limit: 5 }), []);
     assert.equal(store.get("3"), undefined);
 
     // Ids are never reused, even after the newest row is deleted.
