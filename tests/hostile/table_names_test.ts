@@ -7,7 +7,7 @@ import "reflect-metadata";
 import assert from "node:assert/strict";
 import * as x509 from "@peculiar/x509";
 import { join } from "node:path";
-import { createLeaf, writeIssued } from "../../client/certs/mod.ts";
+import { createLeaf, writeIssued } from "../../pki/mod.ts";
 import { startServer, TESTDATA } from "../server_harness.ts";
 import { telejob } from "./_run_cli.ts";
 
