@@ -70,16 +70,3 @@ export async function smallFs(bytes: number): Promise<SmallFs> {
     },
   };
 }
-
-/** Resolves once `check()` holds, polling every 50 ms; fails after `ms`. */
-export async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  ms = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

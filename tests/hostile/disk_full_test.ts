@@ -7,7 +7,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { JobStore } from "../../server/jobs/store.ts";
-import { JobState, StartRequest } from "../../proto/gen/telejob/v1/telejob.ts";
+import {
+  JobState,
+  StartRequest,
+  type TelejobClient,
+} from "../../proto/gen/telejob/v1/telejob.ts";
 import {
   call,
   clientFor,
@@ -15,7 +19,8 @@ import {
   type ServerProcess,
   startServer,
 } from "../server_harness.ts";
-import { smallFs, until } from "./_small_fs.ts";
+import { smallFs } from "./_small_fs.ts";
+import { waitFor as until } from "../../cgroup/testing.ts";
 
 const MiB = 1024 * 1024;
 
@@ -52,6 +57,17 @@ Deno.test("store: an insert the disk refuses throws and hands out no id", async 
     await fs.close();
   }
 });
+
+/** A Start of `true` must be refused for a full disk. */
+async function assertStartRefused(client: TelejobClient): Promise<void> {
+  const refused = await failure(
+    client,
+    "start",
+    StartRequest.fromPartial({ command: "true" }),
+  );
+  assert.equal(refused.code, "RESOURCE_EXHAUSTED");
+  assert.match(refused.details, /data dir's file system is full/);
+}
 
 interface Job {
   id: string;
@@ -95,13 +111,7 @@ Deno.test("a full data dir: Start refused cleanly, no id reused, no file lost, t
       const filled = Deno.statSync(output).size;
 
       for (let i = 0; i < 3; i++) {
-        const refused = await failure(
-          c2,
-          "start",
-          StartRequest.fromPartial({ command: "true" }),
-        );
-        assert.equal(refused.code, "RESOURCE_EXHAUSTED");
-        assert.match(refused.details, /data dir's file system is full/);
+        await assertStartRefused(c2);
       }
       // Nothing left behind, nothing of job 1 removed.
       assert.deepEqual(
@@ -178,13 +188,7 @@ Deno.test("Start is refused while less than 1 MiB is free, before anything is wr
   try {
     // Room for a record and an empty file, but not for a job's output.
     fs.ballast("ballast", fs.free() - 512 * 1024);
-    const refused = await failure(
-      c1,
-      "start",
-      StartRequest.fromPartial({ command: "true" }),
-    );
-    assert.equal(refused.code, "RESOURCE_EXHAUSTED");
-    assert.match(refused.details, /data dir's file system is full/);
+    await assertStartRefused(c1);
     assert.deepEqual([...Deno.readDirSync(join(dataDir, "output"))], []);
   } finally {
     c1.close();
