@@ -5,9 +5,9 @@
  */
 import "reflect-metadata";
 import assert from "node:assert/strict";
-import * as x509 from "@peculiar/x509";
 import { join } from "node:path";
 import { createLeaf, writeIssued } from "../../pki/mod.ts";
+import { loadIssued } from "../../pki/cert_set.ts";
 import { startServer, TESTDATA } from "../server_harness.ts";
 import { telejob } from "./_run_cli.ts";
 
@@ -16,21 +16,8 @@ const HIDDEN = /\p{Cc}|\p{Cf}|\p{Zl}|\p{Zp}/u;
 
 /** A client certificate for `name` from the test client CA, in `dir`. */
 async function clientCert(dir: string, file: string, name: string) {
-  const pem = (f: string) => Deno.readTextFileSync(join(TESTDATA, f));
-  const [der] = x509.PemConverter.decode(pem("client-ca.key"));
-  const privateKey = await crypto.subtle.importKey(
-    "pkcs8",
-    der,
-    { name: "ECDSA", namedCurve: "P-256" },
-    false,
-    ["sign"],
-  );
-  const ca = {
-    name: "client-ca",
-    certificate: new x509.X509Certificate(pem("client-ca.crt")),
-    keys: { privateKey } as CryptoKeyPair,
-  };
-  const leaf = await createLeaf(file, ca, {
+  const ca = await loadIssued(TESTDATA, "client-ca");
+  const leaf = await createLeaf(file, ca!, {
     usage: "client",
     commonName: name,
     notAfter: new Date(Date.now() + 86_400_000),
