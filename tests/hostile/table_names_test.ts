@@ -5,7 +5,6 @@
  */
 import "reflect-metadata";
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { createLeaf, writeIssued } from "../../pki/mod.ts";
 import { loadIssued } from "../../pki/cert_set.ts";
 import { startServer, TESTDATA } from "../server_harness.ts";
