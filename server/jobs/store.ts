@@ -176,6 +176,8 @@ export class JobStore {
       return new JobStore(db);
     } catch (error) {
       db.close();
+      // node:sqlite's exec() errors carry no errcode in Deno 2.9.6 (only
+      // code ERR_SQLITE_ERROR), so SQLITE_BUSY is known by its message.
       if (error instanceof Error && /locked|busy/i.test(error.message)) {
         throw new Error(
           `Job store ${path} is in use by another telejob-server: stop that server or use another --data-dir`,
