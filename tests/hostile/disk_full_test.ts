@@ -155,6 +155,7 @@ Deno.test("a full data dir: Start refused cleanly, no id reused, no file lost, t
         "the kept end to be written",
         () =>
           server!.lines.slice(from).some((l) => l.includes("took the write")),
+        60_000, // Retries back off from 1 s; a loaded machine may miss one.
       );
       const next = await call<{ id: string }>(
         c2,
