@@ -22,6 +22,24 @@ function isJobError(code: string, field?: string, message?: RegExp) {
   };
 }
 
+Deno.test("a failed start removes only what it made, and its id is not reused", async () => {
+  await withEngine(async (engine, { dataDir, cgroups }) => {
+    // An output file that is not this start's (as if an id were handed out
+    // twice): the start fails and must leave the file alone.
+    const foreign = `${dataDir}/output/1.out`;
+    await Deno.writeTextFile(foreign, "someone else's output");
+    await assert.rejects(
+      engine.start("alice", { command: "true" }),
+      Deno.errors.AlreadyExists,
+    );
+    assert.equal(await Deno.readTextFile(foreign), "someone else's output");
+    assert.deepEqual(await engine.list("alice"), []);
+    assert.deepEqual(await cgroups.list(), []);
+    const job = await engine.start("alice", { command: "true" });
+    assert.equal(job.id, "2");
+  });
+});
+
 Deno.test("start refuses bad requests and creates nothing", async () => {
   await withEngine(async (engine, { dataDir, cgroups }) => {
     const dir = await Deno.makeTempDir();

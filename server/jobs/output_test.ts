@@ -220,3 +220,15 @@ Deno.test("readOutput ends early on abort and releases its fd", async () => {
     // The test sanitizer checks that the reader's file was closed.
   });
 });
+
+Deno.test("OutputDir.create never truncates an output file that is there", async () => {
+  await withDir(async (dir) => {
+    dir.create("7");
+    await Deno.writeTextFile(dir.path("7"), "another job's output");
+    assert.throws(() => dir.create("7"), Deno.errors.AlreadyExists);
+    assert.equal(
+      await Deno.readTextFile(dir.path("7")),
+      "another job's output",
+    );
+  });
+});
