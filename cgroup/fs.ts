@@ -231,6 +231,63 @@ export async function removeDir(
   }
 }
 
+/**
+ * The cgroup directories of the subtree rooted at `dir`, children before
+ * their parents and `dir` last: the order to kill and remove them in. A job
+ * running as root can create cgroups inside its own and move processes
+ * there, so everything done to a job's cgroup is done to its whole subtree.
+ * Synchronous: a leaf (the usual case) costs one stat, because a cgroup
+ * directory's link count is 2 plus its number of child cgroups. A missing
+ * `dir` gives an empty list.
+ */
+export function subtreeSync(dir: string): string[] {
+  let links: number | null;
+  try {
+    links = Deno.lstatSync(dir).nlink;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw cgroupError(`inspect ${dir}`, error);
+  }
+  if (links === 2) return [dir];
+  const dirs: string[] = [];
+  try {
+    for (const entry of Deno.readDirSync(dir)) {
+      if (entry.isDirectory) dirs.push(...subtreeSync(`${dir}/${entry.name}`));
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return dirs;
+    throw cgroupError(`list ${dir}`, error);
+  }
+  dirs.push(dir);
+  return dirs;
+}
+
+/** Pids in every cgroup of the subtree at `dir` (see {@linkcode subtreeSync}). */
+export function subtreePidsSync(dir: string): number[] {
+  const dirs = subtreeSync(dir);
+  if (dirs.length === 1) return readPidsSync(`${dir}/cgroup.procs`);
+  return [...new Set(dirs.flatMap((d) => readPidsSync(`${d}/cgroup.procs`)))];
+}
+
+/**
+ * Removes the cgroup at `dir` with every cgroup below it, bottom-up (the
+ * kernel refuses to remove a cgroup that has children), retrying each while
+ * busy. The first attempt is the plain removal of a leaf.
+ */
+export async function removeTree(
+  dir: string,
+  options: { timeoutMs?: number } = {},
+): Promise<void> {
+  try {
+    Deno.removeSync(dir);
+    return;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    if (!isBusy(error)) throw cgroupError(`remove cgroup ${dir}`, error);
+  }
+  for (const child of subtreeSync(dir)) await removeDir(child, options);
+}
+
 /** Names of the job cgroup directories directly below `dir`. */
 export async function listJobDirs(dir: string): Promise<string[]> {
   const names: string[] = [];

@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import type { CgroupDriver } from "./types.ts";
+import type { CgroupDriver, Limits } from "./types.ts";
 import { readSelf } from "./mounts.ts";
 import { createV1Driver, hasV1Controllers } from "./v1.ts";
 import { createV2Driver, findV2Mount } from "./v2.ts";
@@ -38,16 +38,28 @@ export {
 } from "./shim.ts";
 export { JOB_PREFIX, SERVER_LEAF } from "./fs.ts";
 export { createV1Driver, V1Driver } from "./v1.ts";
-export { createV2Driver, V2Driver } from "./v2.ts";
+export {
+  createV2Driver,
+  DEFAULT_V2_PARENT,
+  type Placement,
+  V2Driver,
+} from "./v2.ts";
 
 /** Options of {@linkcode detectDriver}. */
 export interface DetectOptions {
   /**
    * `--cgroup-parent`: where job cgroups go. Absolute (`/a/b`) from the
    * hierarchy's root, or relative (`a/b`) below the cgroup this process runs
-   * in. Default: the cgroup this process runs in (per hierarchy on v1).
+   * in. Default on v1: the cgroup this process runs in, per hierarchy. Default
+   * on v2: this process's cgroup when it is delegated to it, otherwise
+   * `/telejob` at the hierarchy's root (see `createV2Driver`).
    */
   parent?: string;
+  /**
+   * The server's limits: start-up fails, naming the controller, the file
+   * and the fix, when one needs a controller the job cgroups cannot get.
+   */
+  limits?: Limits;
 }
 
 /**
@@ -73,15 +85,18 @@ export async function detectDriver(
   }
   const { mounts, memberships } = self;
   if (hasV1Controllers(mounts)) {
-    return await createV1Driver({
+    const driver = await createV1Driver({
       parent: options.parent,
       mounts,
       memberships,
     });
+    driver.checkServerLimits(options.limits ?? {});
+    return driver;
   }
   if (await findV2Mount(mounts)) {
     return await createV2Driver({
       parent: options.parent,
+      limits: options.limits,
       mounts,
       memberships,
     });

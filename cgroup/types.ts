@@ -60,21 +60,31 @@ export interface JobCgroup {
    * it execs the user's command (one per v1 hierarchy, one on v2).
    */
   readonly procsFiles: readonly string[];
-  /** Pids of every process currently in the cgroup. */
+  /**
+   * The job's absolute cgroup directories (one per v1 hierarchy, one on
+   * v2), recorded in the store so that a restarted server finds the job
+   * even after its placement changed.
+   */
+  readonly paths: readonly string[];
+  /** Pids of every process in the cgroup and the cgroups below it. */
   pids(): Promise<number[]>;
-  /** Sends a signal to every process in the cgroup (e.g. SIGTERM). */
+  /** Sends a signal to every process in the cgroup's subtree (e.g. SIGTERM). */
   signal(signal: Deno.Signal): Promise<void>;
   /**
-   * SIGKILLs every process in the cgroup and resolves once it is empty. Must
-   * not miss a process that forks while it runs (cgroup.kill on v2, freezer or
-   * a repeat-until-empty loop on v1).
+   * SIGKILLs every process in the cgroup and every cgroup below it (a job
+   * running as root may make some) and resolves once the subtree is empty.
+   * Must not miss a process that forks while it runs (cgroup.kill on v2,
+   * freezer or a repeat-until-empty loop on v1).
    */
   kill(): Promise<void>;
   /** How many processes the kernel's OOM killer has killed in this cgroup. */
   oomKills(): Promise<number>;
   /** CPU, peak memory and I/O counters. */
   usage(): Promise<Usage>;
-  /** Removes the cgroup directories, retrying while the kernel says busy. */
+  /**
+   * Removes the cgroup directories with everything below them, bottom-up,
+   * retrying while the kernel says busy.
+   */
   remove(): Promise<void>;
 }
 
@@ -84,10 +94,17 @@ export interface CgroupDriver {
   readonly version: 1 | 2;
   /** Human-readable description of where job cgroups are created. */
   readonly parent: string;
+  /** Why job cgroups go there (logged at start-up). */
+  readonly placement?: string;
   /** Creates a cgroup named `name` with `limits` applied. */
   create(name: string, limits: Limits): Promise<JobCgroup>;
   /** Opens an existing job cgroup (found after a restart) without changing it. */
   open(name: string): JobCgroup;
+  /**
+   * Opens a job cgroup by the absolute directories {@linkcode JobCgroup.paths}
+   * gave when it was created, wherever its parent was.
+   */
+  openPaths?(paths: readonly string[]): JobCgroup;
   /** Names of job cgroups (prefix `telejob-`) currently below the parent. */
   list(): Promise<string[]>;
 }

@@ -24,12 +24,15 @@ import {
   readOptionalSync,
   readPidsSync,
   removeDir,
+  removeTree,
   resolveParent,
   signalPid,
   sleep,
+  subtreeSync,
   writeFile,
   writeFileSync,
 } from "./fs.ts";
+import { JobError } from "../server/jobs/errors.ts";
 import {
   type CgroupMembership,
   type CgroupMount,
@@ -145,10 +148,14 @@ export class V1Driver implements CgroupDriver {
   readonly parent: string;
   /** The hierarchies in use. */
   readonly hierarchies: readonly V1Hierarchy[];
+  /** Why job cgroups go where they go. */
+  readonly placement: string;
 
   /** Use {@linkcode createV1Driver}; this constructor does no I/O. */
-  constructor(hierarchies: readonly V1Hierarchy[]) {
+  constructor(hierarchies: readonly V1Hierarchy[], placement?: string) {
     this.hierarchies = hierarchies;
+    this.placement = placement ??
+      "cgroup v1: job cgroups go below the server's own cgroup in each hierarchy (v1 has no no-internal-processes rule); --cgroup-parent overrides";
     this.parent = "cgroup v1: " +
       hierarchies.map((h) => `${h.controllers.join(",")}=${h.parentDir}`)
         .join(" ");
@@ -189,6 +196,63 @@ export class V1Driver implements CgroupDriver {
     return new V1JobCgroup(dirName, dirs);
   }
 
+  /**
+   * A job cgroup by the absolute directories recorded when it was created:
+   * each belongs to the hierarchy whose mount point it is below. One that
+   * is below no hierarchy in use (the host's layout changed) is left out.
+   */
+  openPaths(paths: readonly string[]): V1JobCgroup {
+    const dirs = new Map<V1Controller, string>();
+    let name: string | undefined;
+    for (const dir of paths) {
+      const h = this.hierarchies.find((h) =>
+        dir.startsWith(h.mountPoint.replace(/\/$/, "") + "/")
+      );
+      if (h === undefined) continue;
+      name ??= jobDirName(dir.slice(dir.lastIndexOf("/") + 1));
+      for (const c of h.controllers) dirs.set(c, dir);
+    }
+    if (name === undefined) {
+      throw new Error(
+        `Cannot open job cgroup ${
+          JSON.stringify(paths)
+        }: no directory is below a cgroup v1 hierarchy in use`,
+      );
+    }
+    return new V1JobCgroup(name, dirs);
+  }
+
+  /**
+   * Start-up check of the server's own limits: one that needs a hierarchy
+   * that is not mounted makes the server refuse to start.
+   */
+  checkServerLimits(limits: Limits): void {
+    const missing = this.#missing(limits);
+    if (missing === undefined) return;
+    const [controller, , flag] = missing;
+    throw new Error(
+      `The server's ${flag} needs the cgroup v1 ${controller} controller, which is not mounted (no ${controller} hierarchy in /proc/self/mountinfo); mount it (mount -t cgroup -o ${controller} cgroup /sys/fs/cgroup/${controller}) or drop ${flag}`,
+    );
+  }
+
+  #missing(limits: Limits): [V1Controller, string, string] | undefined {
+    const has = (c: V1Controller) =>
+      this.hierarchies.some((h) => h.controllers.includes(c));
+    const need: [boolean, V1Controller, string, string][] = [
+      [limits.cpu !== undefined, "cpu", "a CPU limit", "--cpu-limit"],
+      [
+        limits.memoryBytes !== undefined,
+        "memory",
+        "a memory limit",
+        "--memory-limit",
+      ],
+      [limits.pids !== undefined, "pids", "a pids limit", "--pids-limit"],
+      [(limits.io?.length ?? 0) > 0, "blkio", "an I/O limit", "--io-limit"],
+    ];
+    const found = need.find(([wanted, c]) => wanted && !has(c));
+    return found && [found[1], found[2], found[3]];
+  }
+
   /** Job cgroup names found in any hierarchy. */
   async list(): Promise<string[]> {
     const names = new Set<string>();
@@ -199,21 +263,13 @@ export class V1Driver implements CgroupDriver {
   }
 
   #checkControllers(limits: Limits): void {
-    const has = (c: V1Controller) =>
-      this.hierarchies.some((h) => h.controllers.includes(c));
-    const need: [boolean, V1Controller, string][] = [
-      [limits.cpu !== undefined, "cpu", "a CPU limit"],
-      [limits.memoryBytes !== undefined, "memory", "a memory limit"],
-      [limits.pids !== undefined, "pids", "a pids limit"],
-      [(limits.io?.length ?? 0) > 0, "blkio", "an I/O limit"],
-    ];
-    for (const [wanted, controller, what] of need) {
-      if (wanted && !has(controller)) {
-        throw new Error(
-          `Cannot apply ${what}: the cgroup v1 ${controller} controller is not mounted; mount it under /sys/fs/cgroup or drop the limit`,
-        );
-      }
-    }
+    const missing = this.#missing(limits);
+    if (missing === undefined) return;
+    const [controller, what] = missing;
+    throw new JobError(
+      "failed_precondition",
+      `This server cannot enforce ${what}: the cgroup v1 ${controller} controller is not mounted on its host; drop the limit or ask the operator to mount it`,
+    );
   }
 }
 
@@ -285,14 +341,15 @@ export class V1JobCgroup implements JobCgroup {
   readonly dirs: ReadonlyMap<V1Controller, string>;
   /** One `cgroup.procs` per hierarchy. */
   readonly procsFiles: readonly string[];
+  /** The job's directory in each hierarchy, as the store records them. */
+  readonly paths: readonly string[];
 
   /** Use {@linkcode V1Driver.open} or {@linkcode V1Driver.create}. */
   constructor(name: string, dirs: ReadonlyMap<V1Controller, string>) {
     this.name = name;
     this.dirs = dirs;
-    this.procsFiles = [...new Set(dirs.values())].map((d) =>
-      `${d}/cgroup.procs`
-    );
+    this.paths = [...new Set(dirs.values())];
+    this.procsFiles = this.paths.map((d) => `${d}/cgroup.procs`);
   }
 
   /**
@@ -310,6 +367,11 @@ export class V1JobCgroup implements JobCgroup {
    * that moves itself out of the first hierarchy's cgroup but not out of
    * the others' would be missed — that takes root and deliberate escape,
    * which no cgroup setup can contain.
+   *
+   * A job running as root may also make cgroups inside its own and move
+   * processes there. When any of the job's directories has a child cgroup
+   * (its link count says so, one stat each), the pids of every cgroup below
+   * every one of the job's directories count too.
    */
   pids(): Promise<number[]> {
     try {
@@ -321,7 +383,16 @@ export class V1JobCgroup implements JobCgroup {
 
   #pids(): number[] {
     const first = this.procsFiles[0];
-    return first === undefined ? [] : readPidsSync(first).sort((a, b) => a - b);
+    if (first === undefined) return [];
+    const trees = this.paths.map((dir) => subtreeSync(dir));
+    if (trees.every((tree) => tree.length <= 1)) {
+      return readPidsSync(first).sort((a, b) => a - b);
+    }
+    const pids = new Set<number>();
+    for (const dir of trees.flat()) {
+      for (const pid of readPidsSync(`${dir}/cgroup.procs`)) pids.add(pid);
+    }
+    return [...pids].sort((a, b) => a - b);
   }
 
   /** Sends `signal` to every process of the job. */
@@ -330,9 +401,10 @@ export class V1JobCgroup implements JobCgroup {
   }
 
   /**
-   * Freeze, SIGKILL every process, thaw; repeat until no process is left. A
-   * frozen process cannot fork, and its pid cannot be reused before it is
-   * killed, so a fork bomb cannot escape. Without the freezer it repeats the
+   * Freeze, SIGKILL every process, thaw; repeat until no process is left in
+   * the job's cgroups or any cgroup below them (v1's freezer freezes
+   * descendants too). A frozen process cannot fork, and its pid cannot be
+   * reused before it is killed, so a fork bomb cannot escape. Without the freezer it repeats the
    * kill until the cgroup is empty, which also converges because each round
    * kills every process that could have forked.
    */
@@ -421,10 +493,13 @@ export class V1JobCgroup implements JobCgroup {
     return usage;
   }
 
-  /** Removes the directory in every hierarchy, retrying while busy. */
+  /**
+   * Removes the directory in every hierarchy with any cgroup below it,
+   * bottom-up, retrying while busy.
+   */
   async remove(): Promise<void> {
     const results = await Promise.allSettled(
-      [...new Set(this.dirs.values())].map((dir) => removeDir(dir)),
+      this.paths.map((dir) => removeTree(dir)),
     );
     const errors = results.flatMap((r) =>
       r.status === "rejected" ? [r.reason] : []

@@ -4,6 +4,7 @@
  * for the mounts (co-mounts and nested parents do not exist on this host).
  */
 import assert from "node:assert/strict";
+import { JobError } from "../server/jobs/errors.ts";
 import { createV1Driver, hasV1Controllers, V1Driver } from "./v1.ts";
 import { readSelf } from "./mounts.ts";
 import { isAlive, runJob, testDriver, waitFor } from "./testing.ts";
@@ -219,11 +220,29 @@ Deno.test("v1 discovery: co-mounted cpu,cpuacct share one job directory", async 
       "5000000\n",
     );
     assert.equal((await job.usage()).cpuUsec, 5000);
+    // A per-job limit the host cannot enforce is the caller's precondition
+    // (FAILED_PRECONDITION), never an internal error.
     await assert.rejects(
       () => driver.create("8", { pids: 5 }),
-      /Cannot apply a pids limit: the cgroup v1 pids controller is not mounted/,
+      (error: unknown) =>
+        error instanceof JobError && error.code === "failed_precondition" &&
+        /cannot enforce a pids limit: the cgroup v1 pids controller is not mounted/
+          .test(error.message),
     );
     assert.deepEqual(await driver.list(), ["telejob-7"]);
+    // The same limit as the server's own refuses the start-up instead.
+    assert.throws(
+      () => driver.checkServerLimits({ pids: 5 }),
+      /The server's --pids-limit needs the cgroup v1 pids controller, which is not mounted .*mount -t cgroup -o pids .* or drop --pids-limit/,
+    );
+    driver.checkServerLimits({ cpu: 0.5 });
+    // Recovery opens a job by the directories recorded at its creation.
+    const reopened = driver.openPaths([
+      `${root}/cpu,cpuacct/jobs/telejob-7`,
+      `${root}/memory/a/b/jobs/telejob-7`,
+    ]);
+    assert.deepEqual(reopened.procsFiles, job.procsFiles);
+    assert.equal(reopened.dirs.get("cpuacct"), job.dirs.get("cpuacct"));
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -21,6 +21,7 @@ import {
   exists,
   existsSync,
   isBusy,
+  JOB_PREFIX,
   jobDirName,
   joinCgroupPath,
   listJobDirs,
@@ -31,15 +32,17 @@ import {
   readOptional,
   readOptionalSync,
   readPids,
-  readPidsSync,
   removeDir,
+  removeTree,
   resolveParent,
   SERVER_LEAF,
   signalPid,
   sleep,
+  subtreePidsSync,
   writeFile,
   writeFileSync,
 } from "./fs.ts";
+import { JobError } from "../server/jobs/errors.ts";
 import {
   type CgroupMembership,
   type CgroupMount,
@@ -64,6 +67,11 @@ export interface V2DriverOptions {
   memberships?: CgroupMembership[];
   /** The pid to move out of the way of job cgroups (default: this process). */
   pid?: number;
+  /**
+   * The server's limits: start-up fails when one needs a controller the
+   * parent cannot get.
+   */
+  limits?: Limits;
   /**
    * The cgroup2 mount to use, skipping discovery (which insists on a mount
    * with controllers). Lets tests use the controller-less cgroup2 mount of a
@@ -99,10 +107,119 @@ function words(text: string | undefined): string[] {
   return (text ?? "").split(/\s+/).filter((w) => w !== "");
 }
 
+/** The cgroup below the hierarchy's root that holds job cgroups by default. */
+export const DEFAULT_V2_PARENT = "/telejob";
+
+/** Where job cgroups go, and why (logged at start-up). */
+export interface Placement {
+  /** The parent's cgroup path from the mount's root, e.g. `/telejob`. */
+  path: string;
+  /** `own` (a delegated cgroup), `root` (`/telejob`) or `flag` (`--cgroup-parent`). */
+  kind: "own" | "root" | "flag";
+  /** Why, in a sentence. */
+  reason: string;
+}
+
 /**
- * Finds the unified hierarchy, creates the parent cgroup if it is missing and
- * enables the cpu, memory, io and pids controllers for its children,
- * respecting the no-internal-processes rule (see the module doc).
+ * Whether `dir` is the real root of the hierarchy: only the root lacks
+ * `cgroup.type`. The root of a cgroup namespace looks like the root from
+ * inside but is an ordinary cgroup, bound by the no-internal-processes rule.
+ */
+function isRealRoot(dir: string): boolean {
+  return !existsSync(`${dir}/cgroup.type`);
+}
+
+/**
+ * The default placement (no `--cgroup-parent`). The server's own cgroup is
+ * used only when it is delegated to us: not the real root, no process in it
+ * but this one, no child cgroup but ours, and every controller the root
+ * offers available to it (systemd `Delegate=yes`, or a container's cgroup
+ * namespace with the server alone in it). Anything else is shared with
+ * processes we do not own, whose cgroup v2 forbids enabling controllers for
+ * ours (a login session scope, a container agent's cgroup, the root itself):
+ * then jobs go below `/telejob` at the hierarchy's root (of the cgroup
+ * namespace, inside one), as the Go prototype and Docker's cgroupfs driver
+ * do.
+ */
+async function choosePlacement(
+  top: string,
+  own: string | undefined,
+  pid: number,
+): Promise<Placement> {
+  const fallback = (reason: string): Placement => ({
+    path: DEFAULT_V2_PARENT,
+    kind: "root",
+    reason:
+      `${reason}, so job cgroups go below ${DEFAULT_V2_PARENT} at the hierarchy's root (--cgroup-parent overrides)`,
+  });
+  if (own === undefined) {
+    return fallback("the server's own cgroup is not visible below the mount");
+  }
+  // A server restarted inside the leaf it moved into before: its cgroup is
+  // the leaf's parent.
+  if (own.endsWith(`/${SERVER_LEAF}`)) {
+    own = own.slice(0, -SERVER_LEAF.length - 1) || "/";
+  }
+  const ownDir = joinCgroupPath(top, own);
+  if (own === "/" && isRealRoot(top)) {
+    return fallback(
+      "the server runs in the root cgroup, which the whole system shares",
+    );
+  }
+  const others = (await readPids(`${ownDir}/cgroup.procs`)).filter((p) =>
+    p !== pid
+  );
+  if (others.length > 0) {
+    return fallback(
+      `the server's own cgroup ${own} holds other processes (pids ${
+        others.slice(0, 10).join(" ")
+      }${others.length > 10 ? " …" : ""}) and is not delegated to it`,
+    );
+  }
+  const foreign: string[] = [];
+  for await (const entry of Deno.readDir(ownDir)) {
+    if (
+      entry.isDirectory && !entry.name.startsWith(JOB_PREFIX)
+    ) foreign.push(entry.name);
+  }
+  if (foreign.length > 0) {
+    return fallback(
+      `the server's own cgroup ${own} has child cgroups that are not Telejob's (${
+        foreign.slice(0, 5).join(" ")
+      })`,
+    );
+  }
+  const offered = V2_CONTROLLERS.filter((c) =>
+    words(readOptionalSync(`${top}/cgroup.controllers`)).includes(c)
+  );
+  const available = words(readOptionalSync(`${ownDir}/cgroup.controllers`));
+  const missing = offered.filter((c) => !available.includes(c));
+  if (missing.length > 0) {
+    return fallback(
+      `the ${
+        missing.join(", ")
+      } controllers are not delegated to the server's own cgroup ${own} (its cgroup.controllers has ${
+        available.join(" ") || "none"
+      })`,
+    );
+  }
+  return {
+    path: own,
+    kind: "own",
+    reason:
+      `the server's own cgroup ${own} is delegated to it (no other process in it, controllers ${
+        offered.join(" ")
+      } available), so job cgroups go below it and the server moves into ${SERVER_LEAF}`,
+  };
+}
+
+/**
+ * Finds the unified hierarchy, picks the parent cgroup (see
+ * {@linkcode choosePlacement}), creates it if it is missing and enables the
+ * cpu, memory, io and pids controllers for its children, respecting the
+ * no-internal-processes rule (see the module doc). Start-up fails, naming
+ * the controller, the file and the fix, when `options.limits` needs a
+ * controller the parent cannot get.
  */
 export async function createV2Driver(
   options: V2DriverOptions = {},
@@ -125,29 +242,46 @@ export async function createV2Driver(
       "This process is not in the cgroup v2 hierarchy (no 0:: line in /proc/self/cgroup); check the cgroup mounts",
     );
   }
+  const top = mount.mountPoint.replace(/(.)\/$/, "$1");
   const own = pathBelowMount(mount, membership.path);
-  if (own === undefined && !options.parent?.startsWith("/")) {
-    throw new Error(
-      `This process's cgroup ${membership.path} is not visible below ${mount.mountPoint} (root ${mount.root}); mount the hierarchy's root or pass an absolute --cgroup-parent`,
-    );
+  const pid = options.pid ?? Deno.pid;
+  let placement: Placement;
+  if (options.parent !== undefined && options.parent !== "") {
+    if (own === undefined && !options.parent.startsWith("/")) {
+      throw new Error(
+        `This process's cgroup ${membership.path} is not visible below ${mount.mountPoint} (root ${mount.root}); mount the hierarchy's root or pass an absolute --cgroup-parent`,
+      );
+    }
+    placement = {
+      path: resolveParent(own ?? "/", options.parent),
+      kind: "flag",
+      reason: `--cgroup-parent ${options.parent}`,
+    };
+  } else {
+    placement = await choosePlacement(top, own, pid);
   }
-  const parentPath = resolveParent(own ?? "/", options.parent);
-  const ownDir = own === undefined
+  const ownPath = placement.kind === "own" ? placement.path : own;
+  const ownDir = ownPath === undefined
     ? undefined
-    : joinCgroupPath(mount.mountPoint, own);
-  const parentDir = joinCgroupPath(mount.mountPoint, parentPath);
+    : joinCgroupPath(top, ownPath);
+  const parentDir = joinCgroupPath(top, placement.path);
+
+  // The cgroups from the root down to the parent whose controllers we may
+  // enable: the real root, the ones this call creates, and our own cgroup
+  // and below. A shared cgroup on the way (a systemd slice) is not ours to
+  // change; what it does not pass on fails the limit check below.
+  const chain: string[] = [];
+  const parts = placement.path.split("/").filter((p) => p !== "");
+  for (let i = 0; i <= parts.length; i++) {
+    const dir = joinCgroupPath(top, "/" + parts.slice(0, i).join("/"));
+    const mine = dir === parentDir ||
+      (ownDir !== undefined &&
+        (dir === ownDir || dir.startsWith(ownDir + "/"))) ||
+      (i === 0 && isRealRoot(top)) || !existsSync(dir);
+    if (mine) chain.push(dir);
+  }
   await makeDir(parentDir);
 
-  // Every cgroup from our own down to the parent must pass the controllers on.
-  const chain = [parentDir];
-  if (ownDir !== undefined && parentDir.startsWith(ownDir + "/")) {
-    chain.unshift(ownDir);
-    const below = parentDir.slice(ownDir.length + 1).split("/");
-    for (let i = 1; i < below.length; i++) {
-      chain.splice(i, 0, `${ownDir}/${below.slice(0, i).join("/")}`);
-    }
-  }
-  const pid = options.pid ?? Deno.pid;
   let serverLeaf: string | undefined;
   // Moves this process out of its own cgroup into the leaf, if it is there.
   const leaveOwnCgroup = async (dir: string): Promise<boolean> => {
@@ -166,14 +300,13 @@ export async function createV2Driver(
     );
     if (missing.length === 0) continue;
     // The real root may hold processes; any other cgroup may not.
-    if (dir !== mount.mountPoint.replace(/\/$/, "")) await leaveOwnCgroup(dir);
+    if (!isRealRoot(dir)) await leaveOwnCgroup(dir);
     const file = `${dir}/cgroup.subtree_control`;
     const value = missing.map((c) => `+${c}`).join(" ");
     try {
       try {
         await Deno.writeTextFile(file, value);
       } catch (error) {
-        // The root of a cgroup namespace looks like the root but is not.
         if (!isBusy(error) || !(await leaveOwnCgroup(dir))) throw error;
         await Deno.writeTextFile(file, value);
       }
@@ -194,7 +327,9 @@ export async function createV2Driver(
   const controllers = words(
     await readFile(`${parentDir}/cgroup.subtree_control`),
   );
-  return new V2Driver(parentDir, controllers, serverLeaf);
+  const driver = new V2Driver(parentDir, controllers, serverLeaf, placement);
+  driver.checkServerLimits(options.limits ?? {});
+  return driver;
 }
 
 /** Creates job cgroups below one parent in the unified hierarchy. */
@@ -209,17 +344,21 @@ export class V2Driver implements CgroupDriver {
   readonly controllers: readonly string[];
   /** The leaf this process was moved into, if it had to move. */
   readonly serverLeaf?: string;
+  /** Why job cgroups go where they go. */
+  readonly placement: string;
 
   /** Use {@linkcode createV2Driver}; this constructor does no I/O. */
   constructor(
     parentDir: string,
     controllers: readonly string[],
     serverLeaf?: string,
+    placement?: Placement,
   ) {
     this.parentDir = parentDir;
     this.controllers = controllers;
     this.serverLeaf = serverLeaf;
     this.parent = `cgroup v2: ${parentDir} (${controllers.join(" ")})`;
+    this.placement = placement?.reason ?? `job cgroups go below ${parentDir}`;
   }
 
   /** The parent directory, as a list for symmetry with v1. */
@@ -247,26 +386,77 @@ export class V2Driver implements CgroupDriver {
     return new V2JobCgroup(dirName, `${this.parentDir}/${dirName}`);
   }
 
+  /**
+   * A job cgroup by the absolute directory recorded when it was created, so
+   * that a restarted server finds it below whatever parent it used then.
+   */
+  openPaths(paths: readonly string[]): V2JobCgroup {
+    const dir = paths[0];
+    if (paths.length !== 1 || !dir?.startsWith("/")) {
+      throw new Error(
+        `Cannot open job cgroup ${
+          JSON.stringify(paths)
+        }: cgroup v2 takes one absolute directory`,
+      );
+    }
+    return new V2JobCgroup(
+      jobDirName(dir.slice(dir.lastIndexOf("/") + 1)),
+      dir,
+    );
+  }
+
   /** Job cgroup names below the parent (never the server's own leaf). */
   list(): Promise<string[]> {
     return listJobDirs(this.parentDir);
   }
 
-  #checkControllers(limits: Limits): void {
-    const need: [boolean, string, string][] = [
-      [limits.cpu !== undefined, "cpu", "a CPU limit"],
-      [limits.memoryBytes !== undefined, "memory", "a memory limit"],
-      [limits.pids !== undefined, "pids", "a pids limit"],
-      [(limits.io?.length ?? 0) > 0, "io", "an I/O limit"],
-    ];
-    for (const [wanted, controller, what] of need) {
-      if (wanted && !this.controllers.includes(controller)) {
-        throw new Error(
-          `Cannot apply ${what}: the ${controller} controller is not enabled for ${this.parentDir}; delegate it to the server's cgroup (systemd: Delegate=yes) or drop the limit`,
-        );
-      }
-    }
+  /**
+   * Start-up check of the server's own limits (the defaults every job
+   * gets): a controller they need that the parent cannot pass on makes the
+   * server refuse to start, naming the controller, the file and the fix.
+   */
+  checkServerLimits(limits: Limits): void {
+    const missing = neededControllers(limits).find(([c]) =>
+      !this.controllers.includes(c)
+    );
+    if (missing === undefined) return;
+    const [controller, , flag] = missing;
+    throw new Error(
+      `The server's ${flag} needs the ${controller} controller, but ${this.parentDir}/cgroup.subtree_control does not enable it (it is not in ${this.parentDir}/cgroup.controllers: a cgroup above does not pass it on, or the kernel lacks it); enable it from the root down (echo +${controller} > cgroup.subtree_control at each level), run the server where it is delegated (systemd: Delegate=${controller}) or drop ${flag}`,
+    );
   }
+
+  #checkControllers(limits: Limits): void {
+    const missing = neededControllers(limits).find(([c]) =>
+      !this.controllers.includes(c)
+    );
+    if (missing === undefined) return;
+    const [controller, what] = missing;
+    throw new JobError(
+      "failed_precondition",
+      `This server cannot enforce ${what}: the cgroup v2 ${controller} controller is not enabled for its job cgroups (${this.parentDir}); drop the limit or ask the operator to delegate the ${controller} controller`,
+    );
+  }
+}
+
+/** The controllers `limits` need: [controller, what, server flag]. */
+function neededControllers(limits: Limits): [string, string, string][] {
+  const need: [boolean, string, string, string][] = [
+    [limits.cpu !== undefined, "cpu", "a CPU limit", "--cpu-limit"],
+    [
+      limits.memoryBytes !== undefined,
+      "memory",
+      "a memory limit",
+      "--memory-limit",
+    ],
+    [limits.pids !== undefined, "pids", "a pids limit", "--pids-limit"],
+    [(limits.io?.length ?? 0) > 0, "io", "an I/O limit", "--io-limit"],
+  ];
+  return need.filter(([wanted]) => wanted).map(([, c, what, flag]) => [
+    c,
+    what,
+    flag,
+  ]);
 }
 
 /**
@@ -310,21 +500,37 @@ export class V2JobCgroup implements JobCgroup {
   readonly dir: string;
   /** The one `cgroup.procs` file. */
   readonly procsFiles: readonly string[];
+  /** The one absolute directory, as the store records it. */
+  readonly paths: readonly string[];
 
   /** Use {@linkcode V2Driver.open} or {@linkcode V2Driver.create}. */
   constructor(name: string, dir: string) {
     this.name = name;
     this.dir = dir;
     this.procsFiles = [`${dir}/cgroup.procs`];
+    this.paths = [dir];
   }
 
-  /** Pids in the cgroup, read synchronously (microseconds; see usage()). */
+  /**
+   * Pids in the cgroup and every cgroup the job made below it, read
+   * synchronously (microseconds; see usage()).
+   */
   pids(): Promise<number[]> {
     try {
-      return Promise.resolve(readPidsSync(this.procsFiles[0]));
+      return Promise.resolve(subtreePidsSync(this.dir));
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Whether any process is left in the job's subtree: `populated` of
+   * `cgroup.events` counts descendants too, where `cgroup.procs` does not.
+   * A cgroup that is gone is empty.
+   */
+  #populated(): boolean {
+    const events = readOptionalSync(`${this.dir}/cgroup.events`);
+    return events !== undefined && parseKeyed(events).get("populated") === 1;
   }
 
   /** Sends `signal` to every process of the job. */
@@ -333,20 +539,22 @@ export class V2JobCgroup implements JobCgroup {
   }
 
   /**
-   * Writes `cgroup.kill` (the kernel kills every process, including ones
-   * forking meanwhile) and waits until the cgroup is empty. Kernels before
-   * 5.14 have no `cgroup.kill`: there it freezes with `cgroup.freeze`,
-   * SIGKILLs every process, thaws and repeats until empty.
+   * Writes `cgroup.kill` (the kernel kills every process of the subtree,
+   * including ones forking meanwhile or hiding in a cgroup the job made
+   * below its own) and waits until `cgroup.events` says the subtree is
+   * empty. Kernels before 5.14 have no `cgroup.kill`: there it freezes with
+   * `cgroup.freeze` (which freezes descendants too), SIGKILLs every process
+   * of the subtree, thaws and repeats until empty.
    */
   async kill(options: { timeoutMs?: number } = {}): Promise<void> {
     const deadline = Date.now() + (options.timeoutMs ?? 10000);
     // At a job's end the cgroup is usually empty already: done in one read.
-    if ((await this.pids()).length === 0) return;
+    if (!this.#populated()) return;
     const hasKill = await exists(`${this.dir}/cgroup.kill`);
     const hasFreeze = await exists(`${this.dir}/cgroup.freeze`);
     let delay = 1;
     for (;;) {
-      if ((await this.pids()).length === 0) return;
+      if (!this.#populated()) return;
       if (hasKill) {
         await writeFile(`${this.dir}/cgroup.kill`, "1");
       } else {
@@ -357,7 +565,7 @@ export class V2JobCgroup implements JobCgroup {
           if (hasFreeze) await writeFile(`${this.dir}/cgroup.freeze`, "0");
         }
       }
-      if ((await this.pids()).length === 0) return;
+      if (!this.#populated()) return;
       if (Date.now() > deadline) {
         throw new Error(
           `Failed to kill every process of cgroup ${this.name}: pids ${
@@ -418,8 +626,11 @@ export class V2JobCgroup implements JobCgroup {
     return usage;
   }
 
-  /** Removes the cgroup directory, retrying while busy. */
+  /**
+   * Removes the cgroup directory and any cgroup the job made below it,
+   * bottom-up, retrying while busy.
+   */
   remove(): Promise<void> {
-    return removeDir(this.dir);
+    return removeTree(this.dir);
   }
 }

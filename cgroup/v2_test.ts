@@ -12,6 +12,7 @@ import { type CgroupMount, readSelf } from "./mounts.ts";
 import { hasV1Controllers } from "./v1.ts";
 import { isAlive, runJob, testDriver, waitFor } from "./testing.ts";
 import { removeDir, signalPid } from "./fs.ts";
+import { JobError } from "../server/jobs/errors.ts";
 
 const self = await readSelf();
 const root = Deno.uid() === 0;
@@ -226,7 +227,10 @@ Deno.test({
     try {
       await assert.rejects(
         () => driver.create("limited", { cpu: 0.5 }),
-        /Cannot apply a CPU limit: the cpu controller is not enabled for .*; delegate it/,
+        (error: unknown) =>
+          error instanceof JobError && error.code === "failed_precondition" &&
+          /cannot enforce a CPU limit: the cgroup v2 cpu controller is not enabled/
+            .test(error.message),
       );
       assert.deepEqual(await driver.list(), []);
       const cgroup = await driver.create("life", {});
@@ -287,6 +291,7 @@ Deno.test("v2 parent chain: the server leaves its cgroup before controllers are 
     "srv/cgroup.controllers": ALL,
     "srv/cgroup.subtree_control": "\n",
     "srv/cgroup.procs": "123\n",
+    "srv/cgroup.type": "domain\n",
   });
   try {
     const mount: CgroupMount = {
@@ -334,6 +339,7 @@ Deno.test("v2 parent chain: a nested relative parent enables controllers all the
         "cpu io memory pids",
       );
       await Deno.writeTextFile(`${root}/${dir}/cgroup.subtree_control`, "");
+      await Deno.writeTextFile(`${root}/${dir}/cgroup.type`, "domain");
     }
     const driver = await createV2Driver({
       parent: "a/b",
@@ -383,6 +389,8 @@ Deno.test("v2 discovery: our own cgroup hidden needs an absolute parent", async 
     "cgroup.subtree_control": "cpu io memory pids\n",
     "jobs/cgroup.controllers": ALL,
     "jobs/cgroup.subtree_control": "cpu io memory pids\n",
+    "telejob/cgroup.controllers": ALL,
+    "telejob/cgroup.subtree_control": "cpu io memory pids\n",
   });
   try {
     const mount: CgroupMount = {
@@ -393,7 +401,7 @@ Deno.test("v2 discovery: our own cgroup hidden needs an absolute parent", async 
     };
     const memberships = [{ id: 0, controllers: [], path: "/elsewhere" }];
     await assert.rejects(
-      () => createV2Driver({ mounts: [mount], memberships }),
+      () => createV2Driver({ parent: "jobs", mounts: [mount], memberships }),
       /cgroup \/elsewhere is not visible below .*pass an absolute --cgroup-parent/,
     );
     const driver = await createV2Driver({
@@ -403,6 +411,182 @@ Deno.test("v2 discovery: our own cgroup hidden needs an absolute parent", async 
     });
     assert.equal(driver.parentDir, `${root}/jobs`);
     assert.equal(driver.serverLeaf, undefined);
+    // Without the flag: the hierarchy's root, which we can see.
+    const fallback = await createV2Driver({ mounts: [mount], memberships });
+    assert.equal(fallback.parentDir, `${root}/telejob`);
+    assert.match(fallback.placement, /not visible below the mount/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/**
+ * A fake hierarchy for the placement tests: the root offers every
+ * controller; `cgroups` adds cgroups (path → [procs, controllers]). The
+ * kernel makes a new cgroup's files; the fake pre-creates `/telejob`'s.
+ */
+async function placementTree(
+  cgroups: Record<string, [string, string]>,
+): Promise<{ root: string; mount: CgroupMount }> {
+  const files: Record<string, string> = {
+    "cgroup.controllers": ALL,
+    "cgroup.subtree_control": "\n",
+    "cgroup.procs": "1\n",
+    "telejob/cgroup.controllers": "cpu io memory pids\n",
+    "telejob/cgroup.subtree_control": "\n",
+    "telejob/cgroup.type": "domain\n",
+  };
+  for (const [path, [procs, controllers]] of Object.entries(cgroups)) {
+    files[`${path}/cgroup.procs`] = procs;
+    files[`${path}/cgroup.controllers`] = controllers;
+    files[`${path}/cgroup.subtree_control`] = "\n";
+    files[`${path}/cgroup.type`] = "domain\n";
+  }
+  const root = await fakeTree(files);
+  return {
+    root,
+    mount: { version: 2, mountPoint: root, root: "/", controllers: [] },
+  };
+}
+
+Deno.test("v2 placement: a shared session scope sends jobs to /telejob at the root", async () => {
+  // A login shell's scope: the server, the shell and sudo in one cgroup,
+  // controllers enabled only at the root (as systemd leaves a session).
+  const { root, mount } = await placementTree({
+    "user.slice": ["", "cpu io memory pids\n"],
+    "user.slice/session-7.scope": ["77\n123\n78\n", "\n"],
+  });
+  try {
+    const driver = await createV2Driver({
+      mounts: [mount],
+      memberships: [{
+        id: 0,
+        controllers: [],
+        path: "/user.slice/session-7.scope",
+      }],
+      pid: 123,
+    });
+    assert.equal(driver.parentDir, `${root}/telejob`);
+    assert.equal(driver.serverLeaf, undefined, "nobody moved");
+    assert.match(
+      driver.placement,
+      /own cgroup \/user\.slice\/session-7\.scope holds other processes \(pids 77 78\).*below \/telejob at the hierarchy's root/,
+    );
+    // Controllers enabled from the root down; the shared slice untouched.
+    assert.equal(
+      read(`${root}/cgroup.subtree_control`),
+      "+cpu +memory +io +pids",
+    );
+    assert.equal(
+      read(`${root}/telejob/cgroup.subtree_control`),
+      "+cpu +memory +io +pids",
+    );
+    assert.equal(read(`${root}/user.slice/cgroup.subtree_control`), "");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("v2 placement: alone but without delegated controllers is not delegated", async () => {
+  const { root, mount } = await placementTree({
+    "system.slice": ["", "cpu io memory pids\n"],
+    "system.slice/telejob.service": ["123\n", "memory pids\n"],
+  });
+  try {
+    const driver = await createV2Driver({
+      mounts: [mount],
+      memberships: [{
+        id: 0,
+        controllers: [],
+        path: "/system.slice/telejob.service",
+      }],
+      pid: 123,
+    });
+    assert.equal(driver.parentDir, `${root}/telejob`);
+    assert.match(
+      driver.placement,
+      /the cpu, io controllers are not delegated to the server's own cgroup/,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("v2 placement: a delegated service cgroup keeps the jobs, the server moves to a leaf", async () => {
+  const service = "system.slice/telejob.service";
+  for (const own of [service, `${service}/telejob-server`]) {
+    const { root, mount } = await placementTree({
+      "system.slice": ["", "cpu io memory pids\n"],
+      [service]: [own === service ? "123\n" : "", "cpu io memory pids\n"],
+      // A job cgroup of an earlier run does not make the cgroup shared.
+      [`${service}/telejob-ab12cd34-1`]: ["", "\n"],
+    });
+    try {
+      if (own !== service) {
+        await Deno.mkdir(`${root}/${own}`);
+        await Deno.writeTextFile(`${root}/${own}/cgroup.procs`, "123\n");
+      }
+      const driver = await createV2Driver({
+        mounts: [mount],
+        memberships: [{ id: 0, controllers: [], path: `/${own}` }],
+        pid: 123,
+      });
+      assert.equal(driver.parentDir, `${root}/${service}`, own);
+      assert.match(driver.placement, /is delegated to it/);
+      assert.equal(
+        read(`${root}/${service}/cgroup.subtree_control`),
+        "+cpu +memory +io +pids",
+      );
+      assert.equal(read(`${root}/system.slice/cgroup.subtree_control`), "");
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  }
+});
+
+Deno.test("v2 placement: the root cgroup is shared with the whole system", async () => {
+  const { root, mount } = await placementTree({});
+  try {
+    const driver = await createV2Driver({
+      mounts: [mount],
+      memberships: [{ id: 0, controllers: [], path: "/" }],
+      pid: 1,
+    });
+    assert.equal(driver.parentDir, `${root}/telejob`);
+    assert.match(driver.placement, /runs in the root cgroup/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("v2 start-up: server limits needing a controller the parent lacks are refused", async () => {
+  // The operator chose a parent below a slice that passes on no io.
+  const { root, mount } = await placementTree({
+    "jobs": ["", "cpu memory pids\n"],
+  });
+  try {
+    const options = {
+      parent: "/jobs",
+      mounts: [mount],
+      memberships: [{ id: 0, controllers: [], path: "/" }],
+    };
+    await assert.rejects(
+      () =>
+        createV2Driver({
+          ...options,
+          limits: { io: [{ major: 8, minor: 0, wbps: 1 }] },
+        }),
+      new RegExp(
+        `The server's --io-limit needs the io controller, but ${root}/jobs/cgroup\\.subtree_control does not enable it .*echo \\+io > cgroup\\.subtree_control.*Delegate=io.* or drop --io-limit`,
+      ),
+    );
+    // What the kernel would show after the first call's write.
+    await Deno.writeTextFile(
+      `${root}/jobs/cgroup.subtree_control`,
+      "cpu memory pids\n",
+    );
+    const driver = await createV2Driver({ ...options, limits: { cpu: 1 } });
+    assert.deepEqual([...driver.controllers].sort(), ["cpu", "memory", "pids"]);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

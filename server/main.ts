@@ -93,7 +93,14 @@ export async function serverMain(
   let engine: JobEngine;
   let cgroups;
   try {
-    cgroups = await detectDriver({ parent: config.cgroupParent });
+    cgroups = await detectDriver({
+      parent: config.cgroupParent,
+      limits: config.limits,
+    });
+    logger.event("cgroup_placement", {
+      cgroups: cgroups.parent,
+      reason: cgroups.placement,
+    });
     engine = await JobEngine.open({
       dataDir: config.dataDir,
       cgroups,

@@ -435,6 +435,7 @@ export function toProtoJob(job: JobInfo): Job {
 // Errors
 
 const JOB_ERROR_STATUS: Record<JobError["code"], grpc.status> = {
+  failed_precondition: grpc.status.FAILED_PRECONDITION,
   invalid_argument: grpc.status.INVALID_ARGUMENT,
   not_found: grpc.status.NOT_FOUND,
   resource_exhausted: grpc.status.RESOURCE_EXHAUSTED,

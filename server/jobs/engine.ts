@@ -238,6 +238,15 @@ function signalMain(job: RunningJob, signal: Deno.Signal): void {
   }
 }
 
+function existsSync(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function settle<T>(
   what: string,
   id: string,
@@ -352,24 +361,41 @@ export class JobEngine {
   }
 
   async #recover(outputDir: string): Promise<void> {
+    const lost = this.#store.running();
+    // Each lost job's cgroup where it was made, by the directories recorded
+    // then: the server may now run elsewhere or place job cgroups elsewhere.
+    // Jobs recorded before paths were, by name below the current parent.
+    const cgroups = new Map<string, JobCgroup>();
+    for (const job of lost) {
+      const paths = this.#store.cgroupPaths(job.id);
+      let cgroup: JobCgroup | undefined;
+      if (paths !== undefined && this.#cgroups.openPaths !== undefined) {
+        const openPaths = this.#cgroups.openPaths.bind(this.#cgroups);
+        cgroup = await settle(
+          "cgroup lookup",
+          job.id,
+          () => Promise.resolve(openPaths(paths)),
+        );
+      }
+      cgroups.set(
+        job.id,
+        cgroup ?? this.#cgroups.open(this.#cgroupPrefix + job.id),
+      );
+    }
     const stale = new Set(
       (await this.#cgroups.list()).filter((name) =>
         name.startsWith(this.#cgroupPrefix)
       ),
     );
-    const lost = this.#store.running();
     // Claim the lost jobs' cgroups first so the stale sweep below skips them.
-    const owned = new Set(
-      lost.map((job) => this.#cgroupPrefix + job.id).filter((n) =>
-        stale.delete(n)
-      ),
-    );
+    for (const cgroup of cgroups.values()) stale.delete(cgroup.name);
     await inParallel(lost, async (job) => {
-      const name = this.#cgroupPrefix + job.id;
+      const cgroup = cgroups.get(job.id)!;
       let usage = job.usage;
       let oomKilled = false;
-      if (owned.has(name)) {
-        const cgroup = this.#cgroups.open(name);
+      if (cgroup.paths.some((dir) => existsSync(dir))) {
+        // Kills the job's whole subtree: a job may have made cgroups inside
+        // its own and moved processes there.
         await settle("kill after restart", job.id, () => cgroup.kill());
         const ooms = await settle("oom count", job.id, () => cgroup.oomKills());
         oomKilled = (ooms ?? 0) > 0;
@@ -525,6 +551,7 @@ export class JobEngine {
       this.#output.create(id);
       outputCreated = true;
       cgroup = await this.#cgroups.create(this.#cgroupPrefix + id, limits);
+      this.#store.setCgroupPaths(id, cgroup.paths);
       const shim = shimCommand(resolved.program, resolved.args, {
         procsFiles: cgroup.procsFiles,
         outputPath,

@@ -7,6 +7,7 @@
 
 /** Machine-readable kind of a {@linkcode JobError}. */
 export type JobErrorCode =
+  | "failed_precondition"
   | "invalid_argument"
   | "not_found"
   | "resource_exhausted"

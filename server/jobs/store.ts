@@ -87,6 +87,23 @@ const ZERO_USAGE: Usage = {
 
 type Row = Record<string, unknown>;
 
+/**
+ * Adds a column to an existing table unless it is there already: additive
+ * and idempotent, so a jobs.db from an older server opens unchanged.
+ */
+function addColumn(
+  db: DatabaseSync,
+  table: string,
+  column: string,
+  type: string,
+): void {
+  const columns = db.prepare(`PRAGMA table_info(${table})`).all() as {
+    name: string;
+  }[];
+  if (columns.some((c) => c.name === column)) return;
+  db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+}
+
 function toInfo(row: Row): JobInfo {
   const info: JobInfo = {
     id: String(row.id),
@@ -121,6 +138,8 @@ export class JobStore {
   #listOwner: StatementSync;
   #running: StatementSync;
   #delete: StatementSync;
+  #setCgroupPaths: StatementSync;
+  #getCgroupPaths: StatementSync;
 
   private constructor(db: DatabaseSync) {
     this.#db = db;
@@ -146,6 +165,12 @@ export class JobStore {
       "SELECT * FROM jobs WHERE state = 'running' ORDER BY id",
     );
     this.#delete = db.prepare("DELETE FROM jobs WHERE id = ?");
+    this.#setCgroupPaths = db.prepare(
+      "UPDATE jobs SET cgroup_paths = ? WHERE id = ?",
+    );
+    this.#getCgroupPaths = db.prepare(
+      "SELECT cgroup_paths FROM jobs WHERE id = ?",
+    );
   }
 
   /**
@@ -172,6 +197,7 @@ export class JobStore {
         );
       }
       db.exec(SCHEMA);
+      addColumn(db, "jobs", "cgroup_paths", "TEXT");
       db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       return new JobStore(db);
     } catch (error) {
@@ -264,6 +290,28 @@ export class JobStore {
   /** Jobs recorded as running (after a crash: those lost in it). */
   running(): JobInfo[] {
     return (this.#running.all() as Row[]).map(toInfo);
+  }
+
+  /**
+   * Records the absolute directories of a job's cgroup (one per v1
+   * hierarchy, one on v2), so that a restarted server finds them even when
+   * it now places job cgroups elsewhere.
+   */
+  setCgroupPaths(id: string, paths: readonly string[]): void {
+    this.#setCgroupPaths.run(JSON.stringify(paths), Number(id));
+  }
+
+  /** The cgroup directories recorded for a job, if any were. */
+  cgroupPaths(id: string): string[] | undefined {
+    const row = this.#getCgroupPaths.get(Number(id)) as
+      | { cgroup_paths: string | null }
+      | undefined;
+    if (typeof row?.cgroup_paths !== "string") return undefined;
+    const paths = JSON.parse(row.cgroup_paths) as unknown;
+    return Array.isArray(paths) &&
+        paths.every((p) => typeof p === "string" && p.startsWith("/"))
+      ? paths
+      : undefined;
   }
 
   /** Deletes a job's record (a start that failed before it spawned). */

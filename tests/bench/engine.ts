@@ -82,6 +82,9 @@ function timedCgroup(cgroup: JobCgroup, timings: DriverTimings): JobCgroup {
     get procsFiles() {
       return cgroup.procsFiles;
     },
+    get paths() {
+      return cgroup.paths;
+    },
     pids: () => timed(timings, "cgroup.pids", () => cgroup.pids()),
     signal: (s) => timed(timings, "cgroup.signal", () => cgroup.signal(s)),
     kill: () => timed(timings, "cgroup.kill", () => cgroup.kill()),
