@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { detectDriver, V1Driver, V2Driver } from "./mod.ts";
 import { parseProcCgroup } from "./mounts.ts";
 import { removeDir } from "./fs.ts";
+import { testParentPath } from "./testing.ts";
 
 const ignore = Deno.uid() !== 0 || Deno.build.os !== "linux";
 
@@ -49,7 +50,9 @@ Deno.test({
   ignore,
   async fn() {
     const name = `telejobtest-parent-${Deno.pid}-${Date.now().toString(36)}`;
-    const driver = await detectDriver({ parent: name });
+    // Relative (below our own cgroup) on v1; absolute on v2, where the test
+    // runner's cgroup may be shared and cannot have controllers enabled.
+    const driver = await detectDriver({ parent: testParentPath(name) });
     const dirs = (driver as V1Driver | V2Driver).parentDirs;
     try {
       for (const dir of dirs) {

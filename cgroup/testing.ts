@@ -8,6 +8,8 @@
 import type { CgroupDriver, JobCgroup } from "./types.ts";
 import { detectDriver } from "./mod.ts";
 import { removeDir } from "./fs.ts";
+import { parseMountinfo } from "./mounts.ts";
+import { hasV1Controllers } from "./v1.ts";
 import { shimCommand } from "./shim.ts";
 
 /** A driver whose parent cgroup belongs to one test. */
@@ -20,15 +22,33 @@ export interface TestDriver extends AsyncDisposable {
 
 let counter = 0;
 
+/** Whether the controllers live in the unified hierarchy (pure cgroup v2). */
+export function isV2Host(): boolean {
+  const mounts = parseMountinfo(Deno.readTextFileSync("/proc/self/mountinfo"));
+  return !hasV1Controllers(mounts);
+}
+
 /**
- * Detects the host's driver with a fresh parent cgroup below this process's
- * own cgroup. Disposing it kills and removes every job cgroup left in it and
- * then the parent itself.
+ * A `--cgroup-parent` for a test's own jobs named `name`: on cgroup v1
+ * below this process's cgroup in each hierarchy, as before; on cgroup v2
+ * at the hierarchy's root (`/name`), because the test runner's own cgroup
+ * is usually shared (a login session, a CI agent) and cgroup v2 forbids
+ * controllers below a cgroup that holds processes. A user on such a host
+ * gets the same: `/telejob` at the root.
+ */
+export function testParentPath(name: string): string {
+  return isV2Host() ? `/${name}` : name;
+}
+
+/**
+ * Detects the host's driver with a fresh parent cgroup of the test's own
+ * (see {@linkcode testParentPath}). Disposing it kills and removes every
+ * job cgroup left in it and then the parent itself.
  */
 export async function testDriver(): Promise<TestDriver> {
-  const parent = `telejobtest-${Deno.pid}-${
-    Date.now().toString(36)
-  }-${counter++}`;
+  const parent = testParentPath(
+    `telejobtest-${Deno.pid}-${Date.now().toString(36)}-${counter++}`,
+  );
   const driver = await detectDriver({ parent });
   const parentDirs = (driver as unknown as { parentDirs: string[] }).parentDirs;
   return {

@@ -55,22 +55,44 @@ Deno.test("after kill -9 of the engine a new one recovers every job", async () =
     const ids = JSON.parse(line) as Record<string, string>;
     // The jobs outlived their server: there is something to recover.
     assert.ok((await pidsWithMarker(marker)).length >= 3);
-    assert.equal((await cgroups.list()).length, 2);
+    assert.equal((await cgroups.list()).length, 3);
+    const oldDirs = (await cgroups.list()).flatMap((name) =>
+      cgroups.open(name).paths
+    );
 
+    // The new server places job cgroups elsewhere (another parent): it
+    // finds the lost jobs by the directories the store recorded.
+    const moved = await detectDriver({ parent: testParent() });
+    try {
+      engine = await JobEngine.open({
+        dataDir,
+        cgroups: moved,
+        admins: ["admin"],
+      });
+      assert.deepEqual(await pidsWithMarker(marker), []);
+      assert.deepEqual(await cgroups.list(), []);
+      for (const dir of oldDirs) {
+        const left = await Deno.lstat(dir).then(() => true, () => false);
+        assert.equal(left, false, `${dir} (or its nested/) is still there`);
+      }
+    } finally {
+      await engine?.shutdown({ graceMs: 0 });
+      engine = undefined;
+      await removeParent(moved);
+    }
     engine = await JobEngine.open({ dataDir, cgroups, admins: ["admin"] });
-    assert.deepEqual(await pidsWithMarker(marker), []);
-    assert.deepEqual(await cgroups.list(), []);
 
     const jobs = await engine.list("admin");
     assert.deepEqual(jobs.map((j) => j.id), [
       ids.done,
       ids.running,
       ids.stubborn,
+      ids.nested,
     ]);
-    const [done, running, stubborn] = jobs;
+    const [done, running, stubborn, nested] = jobs;
     assert.equal(done.exitCode, 0);
     assert.equal(done.lostInRestart, false);
-    for (const lost of [running, stubborn]) {
+    for (const lost of [running, stubborn, nested]) {
       assert.equal(lost.state, "finished");
       assert.equal(lost.lostInRestart, true);
       assert.ok(lost.endedAt);
@@ -93,7 +115,7 @@ Deno.test("after kill -9 of the engine a new one recovers every job", async () =
 
     // New jobs continue the numbering.
     const next = await engine.start("alice", { command: "true" });
-    assert.equal(Number(next.id), Number(ids.stubborn) + 1);
+    assert.equal(Number(next.id), Number(ids.nested) + 1);
   } finally {
     await engine?.shutdown({ graceMs: 0 });
     // Should the test fail before the new engine ran, leave nothing behind.

@@ -5,6 +5,7 @@
  * @module
  */
 import { detectDriver } from "../../cgroup/mod.ts";
+import { testParentPath } from "../../cgroup/testing.ts";
 import type { CgroupDriver } from "../../cgroup/types.ts";
 import { type EngineOptions, JobEngine } from "./engine.ts";
 
@@ -14,18 +15,21 @@ let counter = 0;
 export interface TestContext {
   dataDir: string;
   cgroups: CgroupDriver;
-  /** The parent cgroup (relative to this process's own) the jobs go below. */
+  /** The `--cgroup-parent` the jobs go below (see {@linkcode testParent}). */
   parent: string;
 }
 
-/** A cgroup parent name unique to this call. */
+/**
+ * A cgroup parent unique to this call: below the test runner's cgroup on
+ * v1, at the hierarchy's root on v2 (see `testParentPath`).
+ */
 export function testParent(): string {
   // Not starting with "telejob-": a server listing stale job cgroups below
   // its own cgroup must not take a test's parent for one. Random, because
   // test modules run in parallel share the pid but not this module's state.
-  return `jobs-test-${Deno.pid}-${++counter}-${
-    crypto.randomUUID().slice(0, 8)
-  }`;
+  return testParentPath(
+    `jobs-test-${Deno.pid}-${++counter}-${crypto.randomUUID().slice(0, 8)}`,
+  );
 }
 
 /** Removes the test's parent cgroup directories (they must be empty). */
@@ -117,4 +121,31 @@ export async function until(
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/**
+ * A job that escapes into a cgroup of its own making, as a job running as
+ * root can: it starts `sleep MARKER` in the background, makes `nested/`
+ * inside each of its own cgroups (every v1 hierarchy it is in, or its one
+ * v2 cgroup), moves the sleep there, prints `ready`, then either execs
+ * another `sleep MARKER` (`$2` = `stay`) or exits (`$2` = `exit`). Run as
+ * `sh -c NESTED_ESCAPE sh MARKER stay|exit`.
+ */
+export const NESTED_ESCAPE = `
+sleep "$1" & child=$!
+while IFS=: read -r _ controllers path; do
+  case "$path" in */telejob-*) ;; *) continue ;; esac
+  dir=/sys/fs/cgroup\${controllers:+/$controllers}$path
+  [ -d "$dir" ] || continue
+  mkdir "$dir/nested" && echo "$child" > "$dir/nested/cgroup.procs" || exit 3
+done < /proc/self/cgroup
+grep -q /nested "/proc/$child/cgroup" || exit 4
+echo ready
+[ "$2" = exit ] && exit 0
+exec sleep "$1"
+`;
+
+/** A number to pass to `sleep` that finds a test's processes in /proc. */
+export function sleepMarker(): string {
+  return String(3000000 + Math.floor(Math.random() * 1000000));
 }
