@@ -4,7 +4,7 @@
  * `deno task test:cgroup2`). Run as root.
  */
 import assert from "node:assert/strict";
-import { isAlive, runJob, testDriver, waitFor } from "./testing.ts";
+import { FORK_BOMB, isAlive, runJob, testDriver, waitFor } from "./testing.ts";
 import { splitRdev } from "./limits.ts";
 import type { CgroupDriver, JobCgroup } from "./types.ts";
 import { V1Driver } from "./v1.ts";
@@ -133,24 +133,6 @@ Deno.test({
     assert.equal(await next.oomKills(), 0);
   },
 });
-
-// Each process forks up to 3 children to a depth of 4: 121 processes at most
-// even without a limit, so a broken limit cannot take the host down.
-const FORK_BOMB = `
-$| = 1;
-my $depth = 0;
-my $failed = 0;
-LEVEL: while ($depth < 4) {
-  for (1 .. 3) {
-    my $pid = fork();
-    if (!defined $pid) { $failed++; next; }
-    if ($pid == 0) { $depth++; $failed = 0; next LEVEL; }
-  }
-  last;
-}
-print "fork failed\\n" if $failed;
-sleep 1 while 1;
-`;
 
 Deno.test({
   name: "pids: a fork bomb is contained and kill() still empties the cgroup",

@@ -141,3 +141,24 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * A perl fork bomb for the pids tests: each process forks up to 3 children
+ * to a depth of 4, so 121 processes at most even without a limit (a broken
+ * limit cannot take the host down). Prints `fork failed` once a fork fails.
+ */
+export const FORK_BOMB = `
+$| = 1;
+my $depth = 0;
+my $failed = 0;
+LEVEL: while ($depth < 4) {
+  for (1 .. 3) {
+    my $pid = fork();
+    if (!defined $pid) { $failed++; next; }
+    if ($pid == 0) { $depth++; $failed = 0; next LEVEL; }
+  }
+  last;
+}
+print "fork failed\\n" if $failed;
+sleep 1 while 1;
+`;

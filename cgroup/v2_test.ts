@@ -92,17 +92,15 @@ Deno.test({
 });
 
 /**
- * Moves `pid` into a new cgroup below this process's own, so that it can
- * play a server whose cgroup holds processes. Returns the cgroup's path and
- * directory.
+ * A new cgroup at the hierarchy's root, where the root passes the
+ * controllers on (not below the test runner's own cgroup, which may be
+ * shared), for a process to play a server whose cgroup holds processes.
+ * Returns the cgroup's path and directory.
  */
 async function serverCgroup(
   mount: CgroupMount,
 ): Promise<{ path: string; dir: string }> {
-  const own = self.memberships.find((m) => m.id === 0)!.path;
-  const path = `${own === "/" ? "" : own}/telejobtest-srv-${Deno.pid}-${
-    Date.now().toString(36)
-  }`;
+  const path = `/telejobtest-srv-${Deno.pid}-${Date.now().toString(36)}`;
   const dir = `${mount.mountPoint}${path}`;
   await Deno.mkdir(dir);
   return { path, dir };
@@ -147,22 +145,28 @@ Deno.test({
       await cgroup.remove();
 
       // A second "server" in a cgroup that also holds a process not its own:
-      // the rule cannot be met, and the error says what to do.
+      // by default its jobs go to /telejob at the root; a --cgroup-parent
+      // below the shared cgroup cannot work, and the error says what to do.
       const second = await serverCgroup(mount);
       try {
         await Deno.writeTextFile(
           `${second.dir}/cgroup.procs`,
           String(other.pid),
         );
+        const options = {
+          mounts: self.mounts,
+          memberships: [{ id: 0, controllers: [], path: second.path }],
+          pid: server.pid,
+        };
+        const fallback = await createV2Driver(options);
+        assert.equal(fallback.parentDir, `${mount.mountPoint}/telejob`);
+        assert.match(fallback.placement, /holds other processes/);
+        await removeDir(fallback.parentDir).catch(() => {});
         await assert.rejects(
-          () =>
-            createV2Driver({
-              mounts: self.mounts,
-              memberships: [{ id: 0, controllers: [], path: second.path }],
-              pid: server.pid,
-            }),
+          () => createV2Driver({ ...options, parent: "jobs" }),
           /the cgroup holds other processes .*point --cgroup-parent at an empty cgroup/,
         );
+        await removeDir(`${second.dir}/jobs`);
       } finally {
         other.kill("SIGKILL");
         await other.status;

@@ -6,14 +6,15 @@ set -eu
 cd "$(dirname "$0")/../.."
 
 if [ "$#" -eq 0 ]; then
-  set -- tests/vm/harness_test.ts cgroup/enforcement_test.ts \
-    tests/vm/v2_delegation_test.ts tests/vm/v2_engine_test.ts
+  set -- tests/vm/harness_test.ts cgroup/enforcement_test.ts cgroup/v2_test.ts \
+    tests/vm/v2_layouts_test.ts tests/vm/v2_engine_test.ts \
+    server/jobs/engine_subtree_test.ts tests/jobs_restart_test.ts
 fi
 
 sh tests/vm/setup.sh
 # Type-check and fetch every dependency here: emulated, a cold type-check takes
 # 10+ s, and the guest has no network. Only the paths among the arguments.
-paths=
+paths=tests/vm/layout_server.ts
 for arg in "$@"; do
   if [ -e "$arg" ]; then paths="$paths $arg"; fi
 done
