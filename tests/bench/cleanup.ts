@@ -99,8 +99,9 @@ export async function removeDir(path: string): Promise<void> {
 
 /**
  * The directories of cgroup `name` below this process's own cgroup in every
- * mounted hierarchy (v1 and v2), whether or not they exist: where a driver
- * given `--cgroup-parent name` puts its job cgroups.
+ * mounted hierarchy (v1 and v2), or below each mount's root when `name` is
+ * absolute, whether or not they exist: where a driver given
+ * `--cgroup-parent name` puts its job cgroups.
  */
 export async function cgroupDirsBelowSelf(name: string): Promise<string[]> {
   const memberships = (await Deno.readTextFile("/proc/self/cgroup"))
@@ -118,6 +119,11 @@ export async function cgroupDirsBelowSelf(name: string): Promise<string[]> {
     const [fstype, , superOptions = ""] = right.split(" ");
     const root = fields[3];
     const mountPoint = fields[4];
+    if (name.startsWith("/") && (fstype === "cgroup2" || fstype === "cgroup")) {
+      // An absolute parent (as on cgroup v2 hosts) is from the mount's root.
+      dirs.push(`${mountPoint.replace(/\/$/, "")}${name}`);
+      continue;
+    }
     let own: string | undefined;
     if (fstype === "cgroup2") {
       own = memberships.find((m) => m.id === "0")?.path;

@@ -11,6 +11,7 @@
  *     deno task bench [floor] [engine] [api] [--quick] [--json FILE]
  * @module
  */
+import { testParentPath } from "../../cgroup/testing.ts";
 import { fileURLToPath } from "node:url";
 import {
   cgroupDirsBelowSelf,
@@ -141,7 +142,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const machine = await machineInfo();
   const root = await Deno.makeTempDir({ prefix: "telejob-bench-" });
-  const cgroupParent = `tjbench-${Deno.pid}`;
+  // At the root on cgroup v2, where our own cgroup may be shared.
+  const cgroupParent = testParentPath(`tjbench-${Deno.pid}`);
   const state: RunState = { interrupted: false };
   const onSignal = () => {
     if (state.interrupted) return;

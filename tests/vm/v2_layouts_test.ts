@@ -43,7 +43,9 @@ interface Report {
 
 /**
  * Runs the server in cgroup `dir` (`sh` joins it, then execs the server,
- * through `unshare -C -m` and a fresh cgroup2 mount with `namespace`).
+ * through `unshare -C -m` and a fresh cgroup2 mount with `namespace`: the
+ * kernel refuses the same cgroup2 superblock twice on one mount point, so
+ * the host's mount goes first, as a container never had it).
  */
 async function runServer(
   dir: string,
@@ -52,7 +54,7 @@ async function runServer(
   const dataDir = await Deno.makeTempDir({ prefix: "telejob-layout-" });
   const run = '"$2" run -A --no-check "$3" "$4"';
   const script = options.namespace
-    ? `echo $$ > "$1/cgroup.procs" && exec unshare -C -m sh -c 'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0" run -A --no-check "$1" "$2"' "$2" "$3" "$4"`
+    ? `echo $$ > "$1/cgroup.procs" && exec unshare -C -m sh -c 'umount /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0" run -A --no-check "$1" "$2"' "$2" "$3" "$4"`
     : `echo $$ > "$1/cgroup.procs" && exec ${run}`;
   try {
     const { code, stdout } = await new Deno.Command("/bin/sh", {
