@@ -67,7 +67,7 @@ async function runServer(
     assert.equal(code, 0, text);
     const report = JSON.parse(text.trim().split("\n").at(-1)!) as Report;
     console.log(JSON.stringify(report));
-    assert.equal(report.error, undefined, report.error);
+    assert.equal(report.error, undefined, report.error ?? "");
     return report;
   } finally {
     await Deno.remove(dataDir, { recursive: true });
