@@ -9,12 +9,14 @@
  * a busy loop under `cpu 0.2` (its share of a CPU measured from
  * `/proc/PID/stat`), a memory hog under 32 MiB (OOM-killed, as
  * `memory.events` counts), a fork bomb under `pids 16` (forks fail, at
- * most 16 processes).
+ * most 16 processes), direct writes under io.max `wbps=1M`.
  *
- * Usage: deno run -A layout_server.ts DATA_DIR
+ * Usage: deno run -A layout_server.ts DATA_DIR (the io check runs when
+ * `TELEJOB_LAYOUT_IO_DEVICE` names a scratch block device)
  * @module
  */
 import { detectDriver } from "../../cgroup/mod.ts";
+import { splitRdev } from "../../cgroup/limits.ts";
 import { FORK_BOMB } from "../../cgroup/testing.ts";
 import { JobEngine } from "../../server/jobs/mod.ts";
 
@@ -82,6 +84,32 @@ try {
     async () => (await engine.status("op", hog.id)).state === "finished",
   );
   report.oomKilled = (await engine.status("op", hog.id)).oomKilled;
+
+  // Disk: 2 MiB of direct writes under wbps=1M take about 2 s, not the
+  // fraction of a second the scratch disk needs unthrottled.
+  const device = Deno.env.get("TELEJOB_LAYOUT_IO_DEVICE");
+  if (device) {
+    const { major, minor } = splitRdev(Deno.statSync(device).rdev!);
+    const writer = await engine.start("op", {
+      command: "dd",
+      args: [
+        `of=${device}`,
+        "if=/dev/zero",
+        "bs=64K",
+        "count=32",
+        "oflag=direct",
+      ],
+      limits: { io: [{ major, minor, wbps: 1024 * 1024 }] },
+    });
+    await until(
+      "the writer to end",
+      async () => (await engine.status("op", writer.id)).state === "finished",
+    );
+    const info = await engine.status("op", writer.id);
+    const seconds = (info.endedAt!.getTime() - info.startedAt.getTime()) / 1000;
+    report.ioWriteBytes = info.usage.ioWriteBytes;
+    report.ioRate = info.usage.ioWriteBytes / seconds;
+  }
 
   const max = 16;
   const bomb = await engine.start("op", {

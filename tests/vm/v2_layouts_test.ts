@@ -2,7 +2,8 @@
  * The cgroup layouts Telejob meets on real cgroup v2 hosts, each with a job
  * server started with default flags (`layout_server.ts`) and each proving
  * the kernel enforces the limits there: a busy loop's CPU share from
- * `/proc`, an OOM kill from `memory.events`, a fork bomb held by `pids.max`.
+ * `/proc`, an OOM kill from `memory.events`, a fork bomb held by `pids.max`,
+ * direct writes held by `io.max` (on the VM's scratch disk).
  *
  * 1. A shared login session scope (`/user.slice/session-7.scope` with a
  *    shell in it), controllers enabled only at the root, as systemd leaves
@@ -38,6 +39,8 @@ interface Report {
   oomKilled: boolean;
   bombProcesses: number;
   leftCgroups: string[];
+  ioWriteBytes?: number;
+  ioRate?: number;
   error?: string;
 }
 
@@ -49,7 +52,7 @@ interface Report {
  */
 async function runServer(
   dir: string,
-  options: { namespace?: boolean } = {},
+  options: { namespace?: boolean; io?: boolean } = {},
 ): Promise<Report> {
   const dataDir = await Deno.makeTempDir({ prefix: "telejob-layout-" });
   const run = '"$2" run -A --no-check "$3" "$4"';
@@ -62,6 +65,7 @@ async function runServer(
       stdin: "null",
       stdout: "piped",
       stderr: "inherit",
+      env: options.io ? { TELEJOB_LAYOUT_IO_DEVICE: ioDevice() } : {},
     }).output();
     const text = new TextDecoder().decode(stdout);
     assert.equal(code, 0, text);
@@ -72,6 +76,13 @@ async function runServer(
   } finally {
     await Deno.remove(dataDir, { recursive: true });
   }
+}
+
+/** The VM's scratch disk, which the io check overwrites. */
+function ioDevice(): string {
+  const device = Deno.env.get("TELEJOB_TEST_BLOCK_DEVICE");
+  assert.ok(device, "TELEJOB_TEST_BLOCK_DEVICE is not set");
+  return device;
 }
 
 /** The limits held, whatever the layout. */
@@ -88,6 +99,13 @@ function assertEnforced(report: Report): void {
     `${report.bombProcesses} fork bomb processes under pids 16`,
   );
   assert.deepEqual(report.leftCgroups, []);
+  if (report.ioRate !== undefined) {
+    assert.ok(report.ioWriteBytes! >= 2 * 1024 * 1024, "the writer wrote");
+    assert.ok(
+      report.ioRate! <= 1.5 * 1024 * 1024,
+      `direct writes under wbps=1M ran at ${report.ioRate} bytes/s`,
+    );
+  }
 }
 
 /** Makes cgroups (paths below the root); disposing removes them bottom-up. */
@@ -122,7 +140,9 @@ Deno.test({
             String(shell.pid),
           ),
       );
-      const report = await runServer(`${root}${scope}`);
+      // Every limit, io too, for the layout the issue was found in.
+      const report = await runServer(`${root}${scope}`, { io: true });
+      assert.ok(report.ioRate !== undefined, "the io check ran");
       assert.match(report.parent, new RegExp(`^cgroup v2: ${root}/telejob `));
       assert.match(
         report.placement,
