@@ -46,6 +46,43 @@ export interface Usage {
   ioWriteBytes: number;
 }
 
+/** What one kind of limit needs from the kernel. */
+export interface LimitNeed {
+  /** The controller, by its cgroup v2 name (v1 calls `io` `blkio`). */
+  controller: "cpu" | "memory" | "pids" | "io";
+  /** The limit in words, e.g. `a CPU limit`. */
+  what: string;
+  /** The server flag that sets it, e.g. `--cpu-limit`. */
+  flag: string;
+}
+
+/** The controllers `limits` need, in a fixed order. */
+export function limitNeeds(limits: Limits): LimitNeed[] {
+  const all: [boolean, LimitNeed][] = [
+    [limits.cpu !== undefined, {
+      controller: "cpu",
+      what: "a CPU limit",
+      flag: "--cpu-limit",
+    }],
+    [limits.memoryBytes !== undefined, {
+      controller: "memory",
+      what: "a memory limit",
+      flag: "--memory-limit",
+    }],
+    [limits.pids !== undefined, {
+      controller: "pids",
+      what: "a pids limit",
+      flag: "--pids-limit",
+    }],
+    [(limits.io?.length ?? 0) > 0, {
+      controller: "io",
+      what: "an I/O limit",
+      flag: "--io-limit",
+    }],
+  ];
+  return all.filter(([wanted]) => wanted).map(([, need]) => need);
+}
+
 /** Usage of a job that has not run yet: every counter 0 (a fresh object). */
 export function emptyUsage(): Usage {
   return { cpuUsec: 0, memoryPeakBytes: 0, ioReadBytes: 0, ioWriteBytes: 0 };

@@ -10,7 +10,7 @@
  * a frozen process cannot fork, so none can slip through.
  * @module
  */
-import { emptyUsage } from "./types.ts";
+import { emptyUsage, limitNeeds } from "./types.ts";
 import type { CgroupDriver, JobCgroup, Limits, Usage } from "./types.ts";
 import {
   existsSync,
@@ -229,28 +229,23 @@ export class V1Driver implements CgroupDriver {
   checkServerLimits(limits: Limits): void {
     const missing = this.#missing(limits);
     if (missing === undefined) return;
-    const [controller, , flag] = missing;
+    const { controller, flag } = missing;
     throw new Error(
       `The server's ${flag} needs the cgroup v1 ${controller} controller, which is not mounted (no ${controller} hierarchy in /proc/self/mountinfo); mount it (mount -t cgroup -o ${controller} cgroup /sys/fs/cgroup/${controller}) or drop ${flag}`,
     );
   }
 
-  #missing(limits: Limits): [V1Controller, string, string] | undefined {
-    const has = (c: V1Controller) =>
-      this.hierarchies.some((h) => h.controllers.includes(c));
-    const need: [boolean, V1Controller, string, string][] = [
-      [limits.cpu !== undefined, "cpu", "a CPU limit", "--cpu-limit"],
-      [
-        limits.memoryBytes !== undefined,
-        "memory",
-        "a memory limit",
-        "--memory-limit",
-      ],
-      [limits.pids !== undefined, "pids", "a pids limit", "--pids-limit"],
-      [(limits.io?.length ?? 0) > 0, "blkio", "an I/O limit", "--io-limit"],
-    ];
-    const found = need.find(([wanted, c]) => wanted && !has(c));
-    return found && [found[1], found[2], found[3]];
+  /** The first limit that needs a hierarchy which is not mounted. */
+  #missing(
+    limits: Limits,
+  ): { controller: V1Controller; what: string; flag: string } | undefined {
+    for (const need of limitNeeds(limits)) {
+      const controller = need.controller === "io" ? "blkio" : need.controller;
+      if (!this.hierarchies.some((h) => h.controllers.includes(controller))) {
+        return { ...need, controller };
+      }
+    }
+    return undefined;
   }
 
   /** Job cgroup names found in any hierarchy. */
@@ -265,7 +260,7 @@ export class V1Driver implements CgroupDriver {
   #checkControllers(limits: Limits): void {
     const missing = this.#missing(limits);
     if (missing === undefined) return;
-    const [controller, what] = missing;
+    const { controller, what } = missing;
     throw new JobError(
       "failed_precondition",
       `This server cannot enforce ${what}: the cgroup v1 ${controller} controller is not mounted on its host; drop the limit or ask the operator to mount it`,

@@ -14,7 +14,7 @@
  * the error says to point `--cgroup-parent` at a cgroup of its own.
  * @module
  */
-import { emptyUsage } from "./types.ts";
+import { emptyUsage, limitNeeds } from "./types.ts";
 import type { CgroupDriver, JobCgroup, Limits, Usage } from "./types.ts";
 import {
   cgroupError,
@@ -416,47 +416,27 @@ export class V2Driver implements CgroupDriver {
    * server refuse to start, naming the controller, the file and the fix.
    */
   checkServerLimits(limits: Limits): void {
-    const missing = neededControllers(limits).find(([c]) =>
-      !this.controllers.includes(c)
+    const missing = limitNeeds(limits).find((need) =>
+      !this.controllers.includes(need.controller)
     );
     if (missing === undefined) return;
-    const [controller, , flag] = missing;
+    const { controller, flag } = missing;
     throw new Error(
       `The server's ${flag} needs the ${controller} controller, but ${this.parentDir}/cgroup.subtree_control does not enable it (it is not in ${this.parentDir}/cgroup.controllers: a cgroup above does not pass it on, or the kernel lacks it); enable it from the root down (echo +${controller} > cgroup.subtree_control at each level), run the server where it is delegated (systemd: Delegate=${controller}) or drop ${flag}`,
     );
   }
 
   #checkControllers(limits: Limits): void {
-    const missing = neededControllers(limits).find(([c]) =>
-      !this.controllers.includes(c)
+    const missing = limitNeeds(limits).find((need) =>
+      !this.controllers.includes(need.controller)
     );
     if (missing === undefined) return;
-    const [controller, what] = missing;
+    const { controller, what } = missing;
     throw new JobError(
       "failed_precondition",
       `This server cannot enforce ${what}: the cgroup v2 ${controller} controller is not enabled for its job cgroups (${this.parentDir}); drop the limit or ask the operator to delegate the ${controller} controller`,
     );
   }
-}
-
-/** The controllers `limits` need: [controller, what, server flag]. */
-function neededControllers(limits: Limits): [string, string, string][] {
-  const need: [boolean, string, string, string][] = [
-    [limits.cpu !== undefined, "cpu", "a CPU limit", "--cpu-limit"],
-    [
-      limits.memoryBytes !== undefined,
-      "memory",
-      "a memory limit",
-      "--memory-limit",
-    ],
-    [limits.pids !== undefined, "pids", "a pids limit", "--pids-limit"],
-    [(limits.io?.length ?? 0) > 0, "io", "an I/O limit", "--io-limit"],
-  ];
-  return need.filter(([wanted]) => wanted).map(([, c, what, flag]) => [
-    c,
-    what,
-    flag,
-  ]);
 }
 
 /**
