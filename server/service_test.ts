@@ -27,6 +27,10 @@ Deno.test("mapError maps each JobError code to its gRPC status and keeps the mes
       grpc.status.RESOURCE_EXHAUSTED,
     ],
     [new JobError("unavailable", "shutting down"), grpc.status.UNAVAILABLE],
+    [
+      new JobError("failed_precondition", "no cpu controller"),
+      grpc.status.FAILED_PRECONDITION,
+    ],
   ];
   for (const [error, code] of cases) {
     const mapped = mapError(error);

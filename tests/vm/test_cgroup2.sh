@@ -8,7 +8,8 @@ cd "$(dirname "$0")/../.."
 if [ "$#" -eq 0 ]; then
   set -- tests/vm/harness_test.ts cgroup/enforcement_test.ts cgroup/v2_test.ts \
     tests/vm/v2_layouts_test.ts tests/vm/v2_engine_test.ts \
-    server/jobs/engine_subtree_test.ts tests/jobs_restart_test.ts
+    server/jobs/engine_subtree_test.ts tests/jobs_restart_test.ts \
+    tests/server_cgroups_test.ts
 fi
 
 sh tests/vm/setup.sh

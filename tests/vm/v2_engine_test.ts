@@ -13,6 +13,9 @@ import assert from "node:assert/strict";
 import { access } from "node:fs/promises";
 import { collect, text, withEngine } from "../../server/jobs/_test_util.ts";
 import { isAlive, waitFor } from "../../cgroup/testing.ts";
+import { detectDriver } from "../../cgroup/mod.ts";
+import { JobEngine } from "../../server/jobs/engine.ts";
+import { JobError } from "../../server/jobs/errors.ts";
 
 const inVm = Deno.env.get("TELEJOB_VM") === "1";
 const MIB = 1024 * 1024;
@@ -131,5 +134,55 @@ Deno.test({
       assert.deepEqual(await cgroups.list(), []);
       await assert.rejects(access(dir), { code: "ENOENT" });
     });
+  },
+});
+
+Deno.test({
+  name:
+    "v2 engine: a limit whose controller the job cgroups lack is failed_precondition, not internal",
+  ignore: !inVm,
+  async fn() {
+    // An operator's --cgroup-parent below a cgroup that passes on only
+    // memory and pids: CPU limits cannot be enforced there.
+    const slice = `/sys/fs/cgroup/nocpu-${Deno.pid}`;
+    await Deno.mkdir(slice);
+    try {
+      await Deno.writeTextFile(
+        `${slice}/cgroup.subtree_control`,
+        "+memory +pids",
+      );
+      const cgroups = await detectDriver({ parent: `/nocpu-${Deno.pid}/jobs` });
+      const dataDir = await Deno.makeTempDir({
+        prefix: "telejob-engine-test-",
+      });
+      const engine = await JobEngine.open({ dataDir, cgroups });
+      try {
+        await assert.rejects(
+          engine.start("alice", { command: "true", limits: { cpu: 0.5 } }),
+          (error: unknown) =>
+            error instanceof JobError && error.code === "failed_precondition" &&
+            /cannot enforce a CPU limit: the cgroup v2 cpu controller/.test(
+              error.message,
+            ),
+        );
+        const ok = await engine.start("alice", {
+          command: "true",
+          limits: { pids: 8 },
+        });
+        await collect(engine.logs("alice", ok.id, { follow: true }));
+        assert.equal((await engine.status("alice", ok.id)).exitCode, 0);
+      } finally {
+        await engine.shutdown({ graceMs: 0 });
+        await Deno.remove(dataDir, { recursive: true });
+      }
+      // The server's own limits needing it: refused at start-up instead.
+      await assert.rejects(
+        detectDriver({ parent: `/nocpu-${Deno.pid}/jobs`, limits: { cpu: 1 } }),
+        /The server's --cpu-limit needs the cpu controller, but .*\/jobs\/cgroup\.subtree_control does not enable it/,
+      );
+    } finally {
+      await Deno.remove(`${slice}/jobs`).catch(() => {});
+      await Deno.remove(slice);
+    }
   },
 });
