@@ -261,6 +261,11 @@ export async function createV2Driver(
     placement = await choosePlacement(top, own, pid);
   }
   const ownPath = placement.kind === "own" ? placement.path : own;
+  // Our own cgroup and those below it count as ours when the jobs go there
+  // (delegated, or a relative --cgroup-parent), not on the way to an
+  // absolute parent elsewhere.
+  const ownChain = placement.kind === "own" ||
+    (placement.kind === "flag" && !options.parent!.startsWith("/"));
   const ownDir = ownPath === undefined
     ? undefined
     : joinCgroupPath(top, ownPath);
@@ -275,7 +280,7 @@ export async function createV2Driver(
   for (let i = 0; i <= parts.length; i++) {
     const dir = joinCgroupPath(top, "/" + parts.slice(0, i).join("/"));
     const mine = dir === parentDir ||
-      (ownDir !== undefined &&
+      (ownChain && ownDir !== undefined &&
         (dir === ownDir || dir.startsWith(ownDir + "/"))) ||
       (i === 0 && isRealRoot(top)) || !existsSync(dir);
     if (mine) chain.push(dir);

@@ -566,3 +566,16 @@ Deno.test("v2 start-up: server limits needing a controller the parent lacks are 
   const driver = await tree.place("/", { parent: "/jobs", limits: { cpu: 1 } });
   assert.deepEqual([...driver.controllers].sort(), ["cpu", "memory", "pids"]);
 });
+
+Deno.test("v2 placement: an absolute parent leaves the operator's cgroups above it alone", async () => {
+  // Even a server in the root cgroup does not enable controllers in a cgroup
+  // it neither made nor was given: what that passes on is the operator's call.
+  await using tree = await placementTree({
+    "ops": ["", "cpu io memory pids\n"],
+    "ops/jobs": ["", "memory\n"],
+  });
+  const driver = await tree.place("/", { parent: "/ops/jobs" });
+  assert.equal(read(`${tree.root}/ops/cgroup.subtree_control`), "");
+  assert.equal(read(`${tree.root}/ops/jobs/cgroup.subtree_control`), "+memory");
+  assert.equal(driver.parentDir, `${tree.root}/ops/jobs`);
+});

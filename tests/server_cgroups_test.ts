@@ -73,6 +73,8 @@ Deno.test({
         stdin: "null",
         stdout: "null",
         stderr: "piped",
+        // A server that wrongly starts would otherwise run until killed.
+        signal: AbortSignal.timeout(60_000),
       }).output();
       const text = new TextDecoder().decode(stderr);
       assert.notEqual(code, 0, text);
