@@ -325,8 +325,10 @@ export class JobEngine {
   /**
    * Opens the store (`<dataDir>/jobs.db`) and the output directory
    * (`<dataDir>/output`). Jobs recorded as running belong to a server
-   * process that died: each one's cgroup is killed, its usage read and the
-   * cgroup removed, and the job is marked finished and `lostInRestart`. Any
+   * process that died: each one's cgroup (found by the directories recorded
+   * when it started, wherever job cgroups went then) is killed with every
+   * cgroup below it, its usage read and the subtree removed, and the job is
+   * marked finished and `lostInRestart`. Any
    * other cgroup of this data dir (`telejob-<instance>-*`) below the parent
    * is stale and removed too, so no orphan survives a restart; cgroups of
    * other servers are left alone.
