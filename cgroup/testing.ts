@@ -162,3 +162,18 @@ LEVEL: while ($depth < 4) {
 print "fork failed\\n" if $failed;
 sleep 1 while 1;
 `;
+
+/**
+ * Writes a fake hierarchy of directories and files (relative path →
+ * content) in a fresh temporary directory, for logic that reads and writes
+ * cgroup files; the caller removes it.
+ */
+export async function fakeTree(files: Record<string, string>): Promise<string> {
+  const root = await Deno.makeTempDir({ prefix: "telejob-v2-fake-" });
+  for (const [path, content] of Object.entries(files)) {
+    const full = `${root}/${path}`;
+    await Deno.mkdir(full.slice(0, full.lastIndexOf("/")), { recursive: true });
+    await Deno.writeTextFile(full, content);
+  }
+  return root;
+}
