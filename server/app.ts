@@ -1,14 +1,18 @@
 /**
  * Assembles the gRPC server: mutual TLS 1.3 with our client-certificate
  * policy on every connection, the GOAWAY crash protections (on every HTTP/2
- * session, and a shutdown that sends no GOAWAY), the Telejob service, the standard health service and server
- * reflection (so `grpcurl` works with a client certificate).
+ * session, and a shutdown that sends no GOAWAY), the resource budgets
+ * (`budgets.ts`, `admission.ts`), the Telejob service, the standard health
+ * service and server reflection (so `grpcurl` works with a client
+ * certificate).
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { TLSSocket } from "node:tls";
 import type { ListenAddress } from "./config.ts";
+import { Admission } from "./admission.ts";
+import { type BudgetConfig, DEFAULT_BUDGETS } from "./budgets.ts";
 import { ConnectionTracker } from "./connections.ts";
 import { goawayProtectionEnabled, protectSession } from "./goaway.ts";
 import type { Logger } from "./log.ts";
@@ -38,6 +42,8 @@ export interface AppOptions {
   tls: TlsMaterial;
   /** Receives RPC lines and events. */
   logger: Logger;
+  /** Resource budgets (default {@linkcode DEFAULT_BUDGETS}). */
+  budgets?: BudgetConfig;
 }
 
 /** A listening server. */
@@ -65,8 +71,11 @@ export async function startTelejobServer(
 ): Promise<RunningServer> {
   const { logger } = options;
   const verifier = new ClientVerifier(options.tls.clientCaCerts);
+  const budgets = options.budgets ?? DEFAULT_BUDGETS;
+  const admission = new Admission({ budgets, logger });
   const server = new grpc.Server({
     "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
+    "grpc.max_concurrent_streams": budgets.maxStreamsPerConnection,
     // A stuck client must not pin a session (and its memory) forever.
     "grpc.keepalive_time_ms": 60_000,
     "grpc.keepalive_timeout_ms": 20_000,
@@ -81,7 +90,14 @@ export async function startTelejobServer(
   }
   const connections = new ConnectionTracker();
   hookHttp2Servers(server, {
+    connection(socket): void {
+      admission.connection(socket);
+    },
+    error(error): void {
+      logger.event("listener_error", { reason: error.message });
+    },
     secureConnection(socket: TLSSocket): void {
+      admission.secured(socket);
       if (connections.draining) {
         socket.destroy();
         return;
@@ -116,7 +132,12 @@ export async function startTelejobServer(
     },
   });
 
-  const service = createTelejobService(engine, { verifier, logger });
+  const service = createTelejobService(engine, {
+    verifier,
+    logger,
+    admitCall: (peer, user, admitOptions) =>
+      admission.admitCall(peer, user, admitOptions),
+  });
   const SHUTDOWN_REASON = "Server shutting down; retry when it is back";
   let stopping = false;
   const logs = service.implementation.logs;

@@ -15,6 +15,7 @@ import { parseWithConfigFile } from "./config_file.ts";
 import { parseLimitFlags } from "../cgroup/limits.ts";
 import { parseByteSize } from "../cgroup/size.ts";
 import type { Limits } from "../cgroup/types.ts";
+import { type BudgetConfig, DEFAULT_BUDGETS } from "./budgets.ts";
 
 export { UsageError };
 
@@ -22,6 +23,46 @@ export { UsageError };
 export const DEFAULT_ADDRESS = "localhost:8443";
 /** Default data directory. */
 export const DEFAULT_DATA_DIR = "/var/lib/telejob";
+
+/** Budget flags: name, value, description, default; parsed in {@linkcode parseBudgets}. */
+const BUDGET_FLAGS: [string, string, string, string][] = [
+  [
+    "max-connections",
+    "N",
+    "Client connections open at once, in total",
+    String(DEFAULT_BUDGETS.maxConnections),
+  ],
+  [
+    "max-connections-per-address",
+    "N",
+    "Client connections open at once from one IP address",
+    String(DEFAULT_BUDGETS.maxConnectionsPerAddress),
+  ],
+  [
+    "max-streams-per-connection",
+    "N",
+    "Calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)",
+    String(DEFAULT_BUDGETS.maxStreamsPerConnection),
+  ],
+  [
+    "max-calls-per-user",
+    "N",
+    "Calls and log streams in progress at once per user",
+    String(DEFAULT_BUDGETS.maxCallsPerUser),
+  ],
+  [
+    "handshake-timeout",
+    "DURATION",
+    "Time a new connection has to finish its TLS handshake: 10s, 500ms",
+    `${DEFAULT_BUDGETS.handshakeTimeoutMs / 1000}s`,
+  ],
+  [
+    "fd-reserve",
+    "N",
+    "File descriptors kept free for accept, the store, output files and job starts: connections and log streams are refused while fewer are free (0 turns it off)",
+    String(DEFAULT_BUDGETS.fdReserve),
+  ],
+];
 
 /** The flags of telejob-server. */
 export const SERVER_SPEC: CommandSpec = {
@@ -142,6 +183,14 @@ export const SERVER_SPEC: CommandSpec = {
         "Cgroup for job cgroups: absolute from the hierarchy root, or relative to the server's own (default: the server's own)",
       group: "Jobs",
     },
+    ...BUDGET_FLAGS.map(([name, value, description, fallback]) => ({
+      name,
+      type: "string" as const,
+      value,
+      default: fallback,
+      description,
+      group: "Resource budgets (at a budget, new calls get RESOURCE_EXHAUSTED)",
+    })),
   ],
   positionals: { max: 0 },
   details:
@@ -187,6 +236,8 @@ export interface ServerConfig {
   maxJobsPerUser?: number;
   /** `--cgroup-parent`. */
   cgroupParent?: string;
+  /** The resource budgets (`--max-connections`, `--fd-reserve`, ...). */
+  budgets: BudgetConfig;
 }
 
 /** The result of {@linkcode parseServerArgs}: a config, or help to print. */
@@ -237,6 +288,51 @@ function parsePositive(flag: string, value: string): number {
     );
   }
   return n;
+}
+
+/** Parses a duration such as `10s`, `500ms` or `10` (seconds) into ms. */
+export function parseDurationMs(flag: string, value: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$/.exec(value);
+  const ms = match ? Number(match[1]) * (match[2] === "ms" ? 1 : 1000) : NaN;
+  if (!Number.isFinite(ms) || ms < 1 || ms > 3_600_000) {
+    throw new UsageError(
+      `Invalid --${flag} ${
+        JSON.stringify(value)
+      }: expected a duration from 1ms to 3600s, like 10s or 500ms`,
+    );
+  }
+  return Math.round(ms);
+}
+
+function parseBudgets(
+  get: (name: string) => string | undefined,
+): BudgetConfig {
+  const count = (name: string, fallback: number, min = 1): number => {
+    const value = get(name);
+    if (value === undefined) return fallback;
+    if (min === 0 && /^\s*0+\s*$/.test(value)) return 0;
+    return parsePositive(name, value);
+  };
+  const timeout = get("handshake-timeout");
+  return {
+    maxConnections: count("max-connections", DEFAULT_BUDGETS.maxConnections),
+    maxConnectionsPerAddress: count(
+      "max-connections-per-address",
+      DEFAULT_BUDGETS.maxConnectionsPerAddress,
+    ),
+    maxStreamsPerConnection: count(
+      "max-streams-per-connection",
+      DEFAULT_BUDGETS.maxStreamsPerConnection,
+    ),
+    maxCallsPerUser: count(
+      "max-calls-per-user",
+      DEFAULT_BUDGETS.maxCallsPerUser,
+    ),
+    handshakeTimeoutMs: timeout === undefined
+      ? DEFAULT_BUDGETS.handshakeTimeoutMs
+      : parseDurationMs("handshake-timeout", timeout),
+    fdReserve: count("fd-reserve", DEFAULT_BUDGETS.fdReserve, 0),
+  };
 }
 
 /**
@@ -319,6 +415,7 @@ async function serverConfigFrom(parsed: ParsedArgs): Promise<ParsedServerArgs> {
         ? undefined
         : parsePositive("max-jobs-per-user", max),
       cgroupParent: cgroupParent === "" ? undefined : cgroupParent,
+      budgets: parseBudgets((name) => parsed.string(name)),
     },
   };
 }

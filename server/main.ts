@@ -126,6 +126,7 @@ export async function serverMain(
       address: config.address,
       tls,
       logger,
+      budgets: config.budgets,
     });
   } catch (error) {
     signal.dispose();

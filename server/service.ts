@@ -28,6 +28,7 @@ import type { IoLimit, Limits } from "../cgroup/types.ts";
 import type { JobEngine, JobInfo } from "./jobs/mod.ts";
 import { JobError } from "./jobs/errors.ts";
 import type { Logger } from "./log.ts";
+import { BudgetError, isFdExhaustion } from "./budgets.ts";
 import type { ClientVerifier } from "./tls.ts";
 import { userOfCall } from "./tls.ts";
 import { type NumberFields, unsafeNumberField } from "./wire_numbers.ts";
@@ -41,8 +42,21 @@ export type Engine = Pick<
 
 /** Largest request message the server accepts (grpc.max_receive_message_length). */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
-/** Largest `data` of one Logs message; clients accept 4 MiB by default. */
-export const MAX_LOG_CHUNK_BYTES = 256 * 1024;
+/**
+ * Largest `data` of one Logs message. Small enough that the bytes a stream
+ * may have written and not yet sent ({@linkcode MAX_LOG_BYTES_IN_FLIGHT})
+ * hold a few messages, large enough that the per-message cost stays small.
+ */
+export const MAX_LOG_CHUNK_BYTES = 32 * 1024;
+/**
+ * Most bytes one Logs stream has handed to grpc-js and HTTP/2 and not yet
+ * seen sent. grpc-js's own limit is 16 messages (its writable stream's
+ * highWaterMark counts messages, not bytes), and a reader that never opens
+ * its HTTP/2 window makes them stay: 16 × 256 KiB per stalled reader before.
+ * With the engine's read buffer (256 KiB) this bounds a stalled reader's
+ * memory to under 512 KiB (README "Resource budgets").
+ */
+export const MAX_LOG_BYTES_IN_FLIGHT = 2 * MAX_LOG_CHUNK_BYTES;
 /** Linux refuses longer single arguments or env entries (MAX_ARG_STRLEN). */
 export const MAX_ARG_BYTES = 128 * 1024;
 /** Most arguments a job may have. */
@@ -134,9 +148,19 @@ export const telejobServiceDefinition = {
   logs: {
     ...TelejobService.logs,
     requestDeserialize: tolerantDecoder(LogsRequest.decode, LOGS_NUMBERS),
-    responseSerialize: encodeLogsResponse,
+    responseSerialize: (value: LogsResponse | EncodedLogs): Buffer =>
+      value instanceof EncodedLogs ? value.bytes : encodeLogsResponse(value),
   },
 } as unknown as typeof TelejobService;
+
+/**
+ * A LogsResponse encoded when it was written: the bytes are copied out at
+ * once, so the engine may read the next chunk into the same buffer while
+ * grpc-js still queues this message.
+ */
+class EncodedLogs {
+  constructor(readonly bytes: Buffer) {}
+}
 
 /**
  * Encodes `LogsResponse{data}` with one allocation and one copy: the field
@@ -460,6 +484,21 @@ export function mapError(error: unknown): MappedError {
   if (error instanceof RequestError) {
     return { code: error.code, details: error.message };
   }
+  if (error instanceof BudgetError) {
+    return { code: grpc.status.RESOURCE_EXHAUSTED, details: error.message };
+  }
+  if (isFdExhaustion(error)) {
+    // Before anything reads error.stack, which panics Deno at EMFILE
+    // (see isFdExhaustion).
+    return {
+      code: grpc.status.RESOURCE_EXHAUSTED,
+      details:
+        "The server is out of file descriptors; retry later (its operator can raise LimitNOFILE or lower the connection budgets)",
+      logDetail: `out of file descriptors: ${
+        (error as { message?: string }).message
+      }`,
+    };
+  }
   if (error instanceof JobError) {
     const code = JOB_ERROR_STATUS[error.code];
     if (code !== undefined) {
@@ -495,6 +534,15 @@ export interface ServiceOptions {
   verifier: ClientVerifier;
   /** Receives one line per call. */
   logger: Logger;
+  /**
+   * Admits a call of `user` from `peer` under the resource budgets: returns
+   * the function that ends it, or throws `BudgetError`. Default: no budgets.
+   */
+  admitCall?: (
+    peer: string,
+    user: string,
+    options: { opensFile?: boolean },
+  ) => () => void;
 }
 
 /** The service plus a way to end the log streams it is serving. */
@@ -510,7 +558,21 @@ export interface TelejobServiceHandle {
 interface CallContext {
   user: string;
   jobId?: string;
+  /** When the client certificate expires. */
+  notAfter?: Date;
+  /** Ends the call's admission (see ServiceOptions.admitCall). */
+  release?: () => void;
 }
+
+/** Why the service ended a Logs stream itself, with the status to send. */
+class StreamEnd extends Error {
+  constructor(readonly code: grpc.status, message: string) {
+    super(message);
+  }
+}
+
+/** setTimeout's longest delay; longer ones are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 type AnyCall =
   | grpc.ServerUnaryCall<unknown, unknown>
@@ -527,7 +589,11 @@ export function createTelejobService(
   const { verifier, logger } = options;
   const streams = new Set<AbortController>();
 
-  function authenticate(call: AnyCall, context: CallContext): string {
+  function authenticate(
+    call: AnyCall,
+    context: CallContext,
+    admit: { opensFile?: boolean } = {},
+  ): string {
     const verdict = userOfCall(call, verifier);
     if (!verdict.ok) {
       throw new RequestError(
@@ -536,6 +602,8 @@ export function createTelejobService(
       );
     }
     context.user = verdict.user;
+    context.notAfter = verdict.notAfter;
+    context.release = options.admitCall?.(call.getPeer(), verdict.user, admit);
     return verdict.user;
   }
 
@@ -574,10 +642,12 @@ export function createTelejobService(
         );
       })().then(
         (response) => {
+          context.release?.();
           log(method, context, started);
           callback(null, response);
         },
         (error) => {
+          context.release?.();
           const mapped = mapError(error);
           log(method, context, started, mapped);
           callback({ code: mapped.code, details: mapped.details });
@@ -631,13 +701,35 @@ export function createTelejobService(
       streams.add(abort);
       const onCancel = (): void => abort.abort(new Error("client cancelled"));
       call.on("cancelled", onCancel);
+      let expiry: ReturnType<typeof setTimeout> | undefined;
       (async () => {
-        const user = authenticate(call as AnyCall, context);
+        const user = authenticate(call as AnyCall, context, {
+          opensFile: true,
+        });
+        // The certificate was valid when the stream began; the stream must
+        // not outlive it.
+        const armExpiry = (): void => {
+          if (!context.notAfter) return;
+          const left = context.notAfter.getTime() - Date.now() + 1;
+          if (left > 0) {
+            expiry = setTimeout(armExpiry, Math.min(left, MAX_TIMER_MS));
+            return;
+          }
+          abort.abort(
+            new StreamEnd(
+              grpc.status.UNAUTHENTICATED,
+              "Client certificate expired during the stream; renew it and reconnect",
+            ),
+          );
+        };
+        armExpiry();
         const request = decoded(call.request as Decoded<LogsRequest>);
         context.jobId = checkId(request.id);
         const options = checkLogs(request);
         const chunks = engine.logs(user, request.id, {
           ...options,
+          // pump() copies each chunk out before it asks for the next.
+          reuseBuffer: true,
           signal: abort.signal,
         });
         await pump(call, chunks, abort.signal);
@@ -649,14 +741,13 @@ export function createTelejobService(
               details: "client cancelled",
             });
           } else if (abort.signal.aborted) {
-            const details = String(
-              abort.signal.reason?.message ?? abort.signal.reason,
-            );
-            log("Logs", context, started, {
-              code: grpc.status.UNAVAILABLE,
-              details,
-            });
-            call.emit("error", { code: grpc.status.UNAVAILABLE, details });
+            const reason = abort.signal.reason;
+            const details = String(reason?.message ?? reason);
+            const code = reason instanceof StreamEnd
+              ? reason.code
+              : grpc.status.UNAVAILABLE;
+            log("Logs", context, started, { code, details });
+            call.emit("error", { code, details });
           } else {
             log("Logs", context, started);
             call.end();
@@ -672,6 +763,8 @@ export function createTelejobService(
           }
         },
       ).finally(() => {
+        clearTimeout(expiry);
+        context.release?.();
         streams.delete(abort);
         call.off("cancelled", onCancel);
       });
@@ -690,41 +783,52 @@ export function createTelejobService(
 }
 
 /**
- * Writes `chunks` to the call, at most {@linkcode MAX_LOG_CHUNK_BYTES} per
- * message, waiting for 'drain' whenever grpc-js's buffer is full so that a
- * slow client holds back reading instead of growing server memory. Stops when
- * `signal` aborts; leaving the loop early closes the engine's iterator.
+ * Writes `chunks` to the call in messages of at most
+ * {@linkcode MAX_LOG_CHUNK_BYTES}, with at most
+ * {@linkcode MAX_LOG_BYTES_IN_FLIGHT} bytes written and not yet sent: a
+ * slow or stalled client holds back reading instead of growing server
+ * memory. (grpc-js's 'drain' comes only after 16 messages, whatever their
+ * size.) Stops when `signal` aborts; leaving the loop early closes the
+ * engine's iterator.
  */
 async function pump(
   call: grpc.ServerWritableStream<LogsRequest, LogsResponse>,
   chunks: AsyncIterable<Uint8Array>,
   signal: AbortSignal,
 ): Promise<void> {
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
+  const sent = (bytes: number) => (): void => {
+    inFlight -= bytes;
+    wake?.();
+  };
+  const room = (): Promise<void> =>
+    new Promise((resolve) => {
+      const done = (): void => {
+        if (
+          inFlight > MAX_LOG_BYTES_IN_FLIGHT - MAX_LOG_CHUNK_BYTES &&
+          !signal.aborted && !call.destroyed
+        ) return;
+        wake = undefined;
+        call.off("close", done);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      wake = done;
+      call.on("close", done);
+      signal.addEventListener("abort", done);
+    });
   for await (const chunk of chunks) {
     for (let offset = 0; offset < chunk.length; offset += MAX_LOG_CHUNK_BYTES) {
-      if (signal.aborted) return;
-      const more = call.write({
-        data: chunk.subarray(offset, offset + MAX_LOG_CHUNK_BYTES),
-      });
-      if (!more) await drained(call, signal);
+      if (inFlight > MAX_LOG_BYTES_IN_FLIGHT - MAX_LOG_CHUNK_BYTES) {
+        await room();
+      }
+      if (signal.aborted || call.destroyed) return;
+      const data = chunk.subarray(offset, offset + MAX_LOG_CHUNK_BYTES);
+      inFlight += data.length;
+      const message = new EncodedLogs(encodeLogsResponse({ data }));
+      call.write(message as unknown as LogsResponse, sent(data.length));
     }
     if (signal.aborted) return;
   }
-}
-
-function drained(
-  call: grpc.ServerWritableStream<LogsRequest, LogsResponse>,
-  signal: AbortSignal,
-): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      call.off("drain", done);
-      call.off("close", done);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    call.on("drain", done);
-    call.on("close", done);
-    signal.addEventListener("abort", done);
-  });
 }

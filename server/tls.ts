@@ -14,6 +14,7 @@
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { Http2SecureServer, ServerHttp2Session } from "node:http2";
+import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { OID_CLIENT_AUTH, parseCertificate } from "./x509.ts";
@@ -201,7 +202,7 @@ export function createServerCredentials(
 
 /** Outcome of {@linkcode verifyClientCertificate}. */
 export type ClientVerdict =
-  | { ok: true; user: string }
+  | { ok: true; user: string; notAfter?: Date }
   | { ok: false; reason: string };
 
 interface StaticVerdict {
@@ -260,7 +261,7 @@ function checkStatic(
     );
   }
   return {
-    verdict: { ok: true, user },
+    verdict: { ok: true, user, notAfter: facts.notAfter },
     notBefore: facts.notBefore,
     notAfter: facts.notAfter,
   };
@@ -373,6 +374,10 @@ export function pinPeerCertificate(socket: TLSSocket): void {
 
 /** Hooks run on each http2 server grpc-js creates (see {@linkcode hookHttp2Servers}). */
 export interface Http2Hooks {
+  /** A TCP connection was accepted, before its TLS handshake. */
+  connection?: (socket: Socket) => void;
+  /** The listener reported an error (accept failed). */
+  error?: (error: Error) => void;
   /** A TLS connection finished its handshake; destroy it to refuse it. */
   secureConnection?: (socket: TLSSocket) => void;
   /** A new HTTP/2 session started. */
@@ -412,6 +417,10 @@ export function hookHttp2Servers(server: grpc.Server, hooks: Http2Hooks): void {
     // certificate, the hook above included, gets the pinned one.
     http2Server.prependListener("secureConnection", pinPeerCertificate);
     if (hooks.session) http2Server.prependListener("session", hooks.session);
+    if (hooks.connection) {
+      http2Server.prependListener("connection", hooks.connection);
+    }
+    if (hooks.error) http2Server.on("error", hooks.error);
     if (hooks.tlsClientError) {
       http2Server.on("tlsClientError", hooks.tlsClientError);
     }

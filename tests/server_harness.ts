@@ -37,6 +37,8 @@ export interface StartServerOptions {
   command?: [string, ...string[]];
   /** Working directory of the server process. */
   cwd?: string;
+  /** Start it with this RLIMIT_NOFILE (soft and hard), via `prlimit`. */
+  nofile?: number;
 }
 
 /** A running telejob-server process. */
@@ -78,8 +80,13 @@ export async function startServer(
   const dataDir = await Deno.makeTempDir({ prefix: "telejob-server-test-" });
   const [program, ...programArgs] = options.command ??
     [Deno.execPath(), "run", "-A", join(REPO, "server", "main.ts")];
-  const child = new Deno.Command(program, {
+  // prlimit sets the limit on itself and execs the server: same pid.
+  const prlimit = options.nofile === undefined
+    ? []
+    : [`--nofile=${options.nofile}:${options.nofile}`, program];
+  const child = new Deno.Command(prlimit.length ? "prlimit" : program, {
     args: [
+      ...prlimit,
       ...programArgs,
       "--address",
       "127.0.0.1:0",

@@ -1,0 +1,125 @@
+/**
+ * A raw HTTP/2 client for the hostile tests: it speaks gRPC's framing by
+ * hand over `node:http2`, so a test can do what a well-behaved client never
+ * does: open hundreds of streams on one connection, never open its flow
+ * control window, hold sockets without a TLS handshake.
+ * @module
+ */
+import http2 from "node:http2";
+import net from "node:net";
+import { Buffer } from "node:buffer";
+import { LogsRequest } from "../../proto/gen/telejob/v1/telejob.ts";
+import { testdata } from "../server_harness.ts";
+
+/** How a raw gRPC call ended. */
+export interface RawOutcome {
+  /** `grpc-status` (number as text), or `"reset"` / `"error"`. */
+  status: string;
+  /** `grpc-message`, decoded. */
+  message: string;
+}
+
+/** Opens a mutual-TLS HTTP/2 session as test identity `name`. */
+export function rawSession(
+  port: number,
+  options: { name?: string; settings?: http2.Settings } = {},
+): Promise<http2.ClientHttp2Session> {
+  const name = options.name ?? "client1";
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://127.0.0.1:${port}`, {
+      ca: Buffer.from(testdata("server-ca.crt")),
+      cert: Buffer.from(testdata(`${name}.crt`)),
+      key: Buffer.from(testdata(`${name}.key`)),
+      servername: "localhost",
+      settings: options.settings,
+    });
+    session.on("error", () => {});
+    session.once("connect", () => resolve(session));
+    session.once("close", () => reject(new Error("session closed")));
+  });
+}
+
+/** Closes a session at once, streams and all. */
+export function dropSession(session: http2.ClientHttp2Session): void {
+  session.destroy();
+}
+
+function frame(message: Uint8Array): Buffer {
+  const out = Buffer.alloc(5 + message.length);
+  out.writeUInt32BE(message.length, 1);
+  out.set(message, 5);
+  return out;
+}
+
+/** A Logs call on `session`; `read: false` never reads (nor opens the window). */
+export function rawLogs(
+  session: http2.ClientHttp2Session,
+  request: { id: string; follow?: boolean },
+  options: { read?: boolean } = {},
+): { stream: http2.ClientHttp2Stream; outcome: Promise<RawOutcome> } {
+  const stream = session.request({
+    ":method": "POST",
+    ":path": "/telejob.v1.Telejob/Logs",
+    "content-type": "application/grpc",
+    "te": "trailers",
+  });
+  const outcome = new Promise<RawOutcome>((resolve) => {
+    const done = (headers: http2.IncomingHttpHeaders): void => {
+      const status = headers["grpc-status"];
+      if (status === undefined) return;
+      resolve({
+        status: String(status),
+        message: decodeURIComponent(String(headers["grpc-message"] ?? "")),
+      });
+    };
+    stream.on("response", done);
+    stream.on("trailers", done);
+    stream.on("error", (e) => resolve({ status: "error", message: e.message }));
+    stream.on(
+      "close",
+      () =>
+        resolve({ status: "reset", message: `RST_STREAM ${stream.rstCode}` }),
+    );
+  });
+  if (options.read !== false) stream.resume();
+  stream.end(
+    frame(
+      LogsRequest.encode({
+        id: request.id,
+        follow: request.follow ?? false,
+        offset: 0,
+      }).finish(),
+    ),
+  );
+  return { stream, outcome };
+}
+
+/** Opens `count` plain TCP connections that never start TLS. */
+export async function idleSockets(
+  port: number,
+  count: number,
+): Promise<net.Socket[]> {
+  const sockets = await Promise.all(
+    Array.from({ length: count }, () =>
+      new Promise<net.Socket>((resolve) => {
+        const socket = net.connect(port, "127.0.0.1");
+        socket.on("error", () => {});
+        socket.once("connect", () => resolve(socket));
+        socket.once("close", () => resolve(socket));
+      })),
+  );
+  return sockets;
+}
+
+/** Open fds of process `pid`. */
+export function openFds(pid: number): number {
+  return [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
+}
+
+/** Resident memory of process `pid`, in bytes. */
+export function rssBytes(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kib = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  if (!kib) throw new Error(`No VmRSS for ${pid}`);
+  return Number(kib[1]) * 1024;
+}
