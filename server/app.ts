@@ -12,7 +12,11 @@ import { HealthImplementation } from "grpc-health-check";
 import type { TLSSocket } from "node:tls";
 import type { ListenAddress } from "./config.ts";
 import { Admission } from "./admission.ts";
-import { type BudgetConfig, DEFAULT_BUDGETS } from "./budgets.ts";
+import {
+  type BudgetConfig,
+  DEFAULT_BUDGETS,
+  listenBacklog,
+} from "./budgets.ts";
 import { ConnectionTracker } from "./connections.ts";
 import { goawayProtectionEnabled, protectSession } from "./goaway.ts";
 import type { Logger } from "./log.ts";
@@ -90,6 +94,7 @@ export async function startTelejobServer(
   }
   const connections = new ConnectionTracker();
   hookHttp2Servers(server, {
+    backlog: listenBacklog(budgets.fdReserve),
     connection(socket): void {
       admission.connection(socket);
     },

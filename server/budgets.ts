@@ -12,7 +12,10 @@
  * an error's stack while at EMFILE (see `isFdExhaustion`), and its listener
  * stops accepting for good after accept fails with EMFILE. So connections
  * and streams are refused while fewer than `fdReserve` descriptors are free,
- * which leaves those for accept, the store, output files and job starts.
+ * which leaves those for accept, the store, output files and job starts,
+ * and the listen backlog is kept below a quarter of the reserve
+ * ({@linkcode listenBacklog}). At EMFILE Deno 2.9.6 also panics when a
+ * child process exits (ext/signals) — one more reason never to get there.
  * @module
  */
 
@@ -39,8 +42,18 @@ export const DEFAULT_BUDGETS: Readonly<BudgetConfig> = Object.freeze({
   maxConnections: 1024,
   maxConnectionsPerAddress: 128,
   handshakeTimeoutMs: 10_000,
-  fdReserve: 64,
+  fdReserve: 128,
 });
+
+/**
+ * The listen backlog for `fdReserve`: Deno accepts every connection queued
+ * in the backlog in one go, before JavaScript can close the ones over
+ * budget, so a burst as large as the backlog must fit in the part of the
+ * reserve that connections may not use.
+ */
+export function listenBacklog(fdReserve: number): number {
+  return fdReserve <= 0 ? 511 : Math.max(8, Math.floor(fdReserve / 4));
+}
 
 /** A call refused because a budget is used up: RESOURCE_EXHAUSTED. */
 export class BudgetError extends Error {

@@ -378,6 +378,8 @@ export interface Http2Hooks {
   connection?: (socket: Socket) => void;
   /** The listener reported an error (accept failed). */
   error?: (error: Error) => void;
+  /** Listen backlog (the kernel's queue of connections not yet accepted). */
+  backlog?: number;
   /** A TLS connection finished its handshake; destroy it to refuse it. */
   secureConnection?: (socket: TLSSocket) => void;
   /** A new HTTP/2 session started. */
@@ -421,6 +423,23 @@ export function hookHttp2Servers(server: grpc.Server, hooks: Http2Hooks): void {
       http2Server.prependListener("connection", hooks.connection);
     }
     if (hooks.error) http2Server.on("error", hooks.error);
+    if (hooks.backlog !== undefined) {
+      // grpc-js listens with an address object; net takes the backlog there.
+      const listen = http2Server.listen;
+      const backlog = hooks.backlog;
+      http2Server.listen = function (
+        this: Http2SecureServer,
+        ...args: unknown[]
+      ) {
+        if (args[0] && typeof args[0] === "object") {
+          args[0] = { ...args[0], backlog };
+        }
+        return (listen as (...a: unknown[]) => Http2SecureServer).apply(
+          this,
+          args,
+        );
+      } as Http2SecureServer["listen"];
+    }
     if (hooks.tlsClientError) {
       http2Server.on("tlsClientError", hooks.tlsClientError);
     }
