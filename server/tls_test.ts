@@ -26,14 +26,13 @@ function der(name: string): Uint8Array {
 const cas = [cert("client-ca")];
 
 Deno.test("verifyClientCertificate accepts a client certificate and names its user", () => {
-  assert.deepEqual(verifyClientCertificate(der("client1"), cas), {
-    ok: true,
-    user: "client1",
-  });
-  assert.deepEqual(verifyClientCertificate(der("admin"), cas), {
-    ok: true,
-    user: "admin",
-  });
+  for (const name of ["client1", "admin"]) {
+    const verdict = verifyClientCertificate(der(name), cas);
+    assert.ok(verdict.ok);
+    assert.equal(verdict.user, name);
+    // Long streams end when the certificate does (service.ts).
+    assert.ok(verdict.notAfter instanceof Date);
+  }
 });
 
 Deno.test("verifyClientCertificate refuses each bad certificate itself, whatever TLS did", () => {
