@@ -84,7 +84,7 @@ Deno.test("runConcurrent stops starting calls after a failure", async () => {
 
 Deno.test("parseBenchArgs picks sections, quick mode and the JSON file", () => {
   assert.deepEqual(parseBenchArgs([]), {
-    sections: ["floor", "engine", "api", "list"],
+    sections: ["floor", "engine", "api", "list", "hostile"],
     quick: false,
     json: undefined,
     markdown: undefined,

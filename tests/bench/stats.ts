@@ -172,7 +172,7 @@ export async function runFor(
 }
 
 /** Benchmark sections that can be run on their own. */
-export const SECTIONS = ["floor", "engine", "api", "list"] as const;
+export const SECTIONS = ["floor", "engine", "api", "list", "hostile"] as const;
 /** One benchmark section. */
 export type Section = typeof SECTIONS[number];
 
@@ -192,8 +192,8 @@ export interface BenchArgs {
 
 /** Usage text of `deno task bench`. */
 export const USAGE =
-  `Usage: deno task bench [floor] [engine] [api] [list] [--quick] [--json FILE]
-                       [--markdown FILE]
+  `Usage: deno task bench [floor] [engine] [api] [list] [hostile] [--quick]
+                       [--json FILE] [--markdown FILE]
 
 Measures the job engine and the gRPC API against this machine's floor.
 With no section named, all of them run in order.
@@ -202,6 +202,7 @@ With no section named, all of them run in order.
   engine       the in-process JobEngine with the real cgroup driver
   api          a real telejob-server over mTLS, the telejob CLI
   list         List with 10,000 stored jobs: first page, full walk, CLI
+  hostile      stalled readers' memory, new clients among idle sockets
   --quick      small counts: a smoke run of a minute or two
   --json FILE  also write every number as JSON to FILE
   --markdown FILE  also write the report as Markdown tables to FILE

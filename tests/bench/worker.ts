@@ -30,6 +30,8 @@ async function runSection(
       return (await import("./api.ts")).runApi(ctx);
     case "list":
       return (await import("./list.ts")).runList(ctx);
+    case "hostile":
+      return (await import("./hostile.ts")).runHostile(ctx);
   }
 }
 
