@@ -6,43 +6,22 @@
  * To see it fail: drop the `armExpiry()` call in server/service.ts's Logs
  * handler; the stream then follows until the test's own deadline.
  */
-// @peculiar/x509 needs the Reflect metadata polyfill loaded first.
-import "reflect-metadata";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
-import * as x509 from "@peculiar/x509";
-import {
-  certificatePem,
-  createLeaf,
-  type Issued,
-  privateKeyPem,
-} from "../../client/certs/mod.ts";
+import { certificatePem, createLeaf, privateKeyPem } from "../../pki/mod.ts";
+import { loadIssued } from "../../pki/cert_set.ts";
 import {
   StartRequest,
   TelejobClient,
 } from "../../proto/gen/telejob/v1/telejob.ts";
-import { call, readLogs, startServer, testdata } from "../server_harness.ts";
-
-/** The committed test client CA, with its (published) key. */
-async function testClientCa(): Promise<Issued> {
-  const certificate = new x509.X509Certificate(
-    new TextDecoder().decode(testdata("client-ca.crt")),
-  );
-  const der = x509.PemConverter.decode(
-    new TextDecoder().decode(testdata("client-ca.key")),
-  )[0];
-  const algorithm = { name: "ECDSA", namedCurve: "P-256" };
-  const privateKey = await crypto.subtle.importKey(
-    "pkcs8",
-    der,
-    algorithm,
-    true,
-    ["sign"],
-  );
-  const publicKey = await certificate.publicKey.export(algorithm, ["verify"]);
-  return { name: "client-ca", certificate, keys: { privateKey, publicKey } };
-}
+import {
+  call,
+  readLogs,
+  startServer,
+  TESTDATA,
+  testdata,
+} from "../server_harness.ts";
 
 Deno.test({
   name:
@@ -52,11 +31,15 @@ Deno.test({
   async fn() {
     const server = await startServer();
     try {
-      const leaf = await createLeaf("short", await testClientCa(), {
-        usage: "client",
-        commonName: "short-lived",
-        notAfter: new Date(Date.now() + 5_000),
-      });
+      const leaf = await createLeaf(
+        "short",
+        (await loadIssued(TESTDATA, "client-ca"))!,
+        {
+          usage: "client",
+          commonName: "short-lived",
+          notAfter: new Date(Date.now() + 5_000),
+        },
+      );
       const client = new TelejobClient(
         `localhost:${server.port}`,
         grpc.credentials.createSsl(
