@@ -10,8 +10,9 @@
  * - Over the connection budgets, calls get RESOURCE_EXHAUSTED naming the
  *   budget.
  *
- * To see them fail: `--fd-reserve 0` in the first test's flags (the call
- * after the flood then times out); no timer in `Admission.connection`
+ * To see them fail: `--fd-reserve 0` in the first test's flags and no
+ * wait for the refusal (the call after the flood then times out with
+ * DEADLINE_EXCEEDED: the listener never accepts again); no timer in `Admission.connection`
  * (server/admission.ts) for the second; no `refused` marking there for the
  * third.
  */
@@ -58,10 +59,12 @@ Deno.test({
       args: ["--max-connections-per-address", "1000"],
     });
     try {
-      const sockets = await idleSockets(server.port, 240);
+      const sockets = await idleSockets(server.port, 240, { firstByte: true });
       // The server accepted until its reserve, then closed the rest.
-      await server.waitForLog((e) =>
-        e.event === "connection_refused" && e.reason === "fd-reserve"
+      await server.waitForLog(
+        (e) => e.event === "connection_refused" && e.reason === "fd-reserve",
+        0,
+        60_000,
       );
       for (const socket of sockets) socket.destroy();
       await listWorks(server);

@@ -94,17 +94,26 @@ export function rawLogs(
   return { stream, outcome };
 }
 
-/** Opens `count` plain TCP connections that never start TLS. */
+/**
+ * Opens `count` plain TCP connections that never finish a TLS handshake.
+ * With `firstByte`, each sends the first byte of a TLS record and stops
+ * there: a connection the kernel dropped from a full accept queue then
+ * comes back (its data retransmits), so every one reaches the server.
+ */
 export async function idleSockets(
   port: number,
   count: number,
+  options: { firstByte?: boolean } = {},
 ): Promise<net.Socket[]> {
   const sockets = await Promise.all(
     Array.from({ length: count }, () =>
       new Promise<net.Socket>((resolve) => {
         const socket = net.connect(port, "127.0.0.1");
         socket.on("error", () => {});
-        socket.once("connect", () => resolve(socket));
+        socket.once("connect", () => {
+          if (options.firstByte) socket.write(new Uint8Array([0x16]));
+          resolve(socket);
+        });
         socket.once("close", () => resolve(socket));
       })),
   );
