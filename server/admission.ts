@@ -13,8 +13,8 @@
  * - Each call counts against its user's call budget, and each Logs stream
  *   (which opens a file) against the fd reserve.
  *
- * Refusals are logged, at most one line per second and reason, with a count
- * of those left out, so a flood cannot fill the log.
+ * Refusals and failed handshakes are logged, at most ten lines per second
+ * and reason, with a count of those left out, so a flood cannot fill the log.
  * @module
  */
 import type { Socket } from "node:net";
@@ -42,10 +42,19 @@ function keyOfPeer(peer: string): string {
   return match ? keyOf(match[1], Number(match[2])) : peer;
 }
 
-/** Logs one line per reason and second at most, with a count of those left out. */
+/** Lines per second and reason that {@linkcode RateLimitedLog} lets through. */
+const LOG_LINES_PER_SECOND = 10;
+
+/**
+ * Logs at most {@linkcode LOG_LINES_PER_SECOND} lines per reason and
+ * second; the next line that gets through counts those left out.
+ */
 class RateLimitedLog {
   readonly #logger: Logger;
-  readonly #last = new Map<string, { at: number; suppressed: number }>();
+  readonly #windows = new Map<
+    string,
+    { start: number; lines: number; suppressed: number }
+  >();
 
   constructor(logger: Logger) {
     this.#logger = logger;
@@ -54,13 +63,20 @@ class RateLimitedLog {
   event(event: string, reason: string, fields: Record<string, unknown>): void {
     const key = `${event}|${reason}`;
     const now = performance.now();
-    const last = this.#last.get(key);
-    if (last && now - last.at < 1_000) {
-      last.suppressed++;
+    let window = this.#windows.get(key);
+    if (!window || now - window.start >= 1_000) {
+      // Forget quiet reasons, so the map cannot grow without bound.
+      if (this.#windows.size > 1_000) this.#windows.clear();
+      window = { start: now, lines: 0, suppressed: window?.suppressed ?? 0 };
+      this.#windows.set(key, window);
+    }
+    if (window.lines >= LOG_LINES_PER_SECOND) {
+      window.suppressed++;
       return;
     }
-    const suppressed = last?.suppressed ?? 0;
-    this.#last.set(key, { at: now, suppressed: 0 });
+    window.lines++;
+    const suppressed = window.suppressed;
+    window.suppressed = 0;
     this.#logger.event(event, {
       ...fields,
       reason,
@@ -108,6 +124,18 @@ export class Admission {
     });
     this.#calls = new CallBudget(options.budgets.maxCallsPerUser);
     this.#log = new RateLimitedLog(options.logger);
+  }
+
+  /**
+   * Logs `event` with `reason`, at most ten lines a second per reason (with
+   * a count of the lines left out): for events a flood of connections causes.
+   */
+  logLimited(
+    event: string,
+    reason: string,
+    fields: Record<string, unknown> = {},
+  ): void {
+    this.#log.event(event, reason, fields);
   }
 
   /** Connections admitted and open (handshaking or not). */

@@ -130,10 +130,8 @@ export async function startTelejobServer(
       const remote = socket?.remoteAddress
         ? { remote: `${socket.remoteAddress}:${socket.remotePort}` }
         : {};
-      logger.event("tls_handshake_failed", {
-        ...remote,
-        reason: error.message,
-      });
+      // A flood of broken handshakes must not flood the log too.
+      admission.logLimited("tls_handshake_failed", error.message, remote);
     },
   });
 
