@@ -115,3 +115,44 @@ Deno.test("parseServerArgs: help, and usage errors that name the flag", async ()
     );
   }
 });
+
+Deno.test("resource budget flags: defaults, values, and errors naming the flag", async () => {
+  const { DEFAULT_BUDGETS } = await import("./budgets.ts");
+  assert.deepEqual((await config(TLS)).budgets, DEFAULT_BUDGETS);
+  const set = await config([
+    ...TLS,
+    "--max-connections",
+    "10",
+    "--max-connections-per-address",
+    "2",
+    "--max-streams-per-connection",
+    "5",
+    "--max-calls-per-user",
+    "3",
+    "--handshake-timeout",
+    "500ms",
+    "--fd-reserve",
+    "0",
+  ]);
+  assert.deepEqual(set.budgets, {
+    maxConnections: 10,
+    maxConnectionsPerAddress: 2,
+    maxStreamsPerConnection: 5,
+    maxCallsPerUser: 3,
+    handshakeTimeoutMs: 500,
+    fdReserve: 0,
+  });
+  for (
+    const [flag, value] of [
+      ["--max-connections", "0"],
+      ["--max-calls-per-user", "x"],
+      ["--handshake-timeout", "forever"],
+      ["--fd-reserve", "-1"],
+    ]
+  ) {
+    await assert.rejects(
+      parseServerArgs([...TLS, flag, value], noEnv),
+      (e) => e instanceof UsageError && e.message.includes(flag),
+    );
+  }
+});
