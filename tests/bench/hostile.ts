@@ -14,10 +14,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import type net from "node:net";
-import {
-  StartRequest,
-  TelejobClient,
-} from "../../proto/gen/telejob/v1/telejob.ts";
+import { TelejobClient } from "../../proto/gen/telejob/v1/telejob.ts";
 import {
   call,
   clientFor,
@@ -33,27 +30,11 @@ import {
   rawLogs,
   rawSession,
   rssBytes,
+  startJob,
 } from "../hostile/raw_client.ts";
 import type { SectionContext } from "./context.ts";
 import { delay } from "./proc.ts";
 import { percentile } from "./stats.ts";
-
-async function startJob(
-  server: ServerProcess,
-  command: string,
-  args: string[],
-): Promise<string> {
-  const client = clientFor(server, "client1");
-  try {
-    return (await call<{ id: string }>(
-      client,
-      "start",
-      StartRequest.fromPartial({ command, args }),
-    )).id;
-  } finally {
-    client.close();
-  }
-}
 
 /** Server RSS growth per stream for `count` streams, opened `perSession` a session. */
 async function memoryPerStream(

@@ -24,21 +24,9 @@ import {
   type ServerProcess,
   startServer,
 } from "../server_harness.ts";
-import { dropSession, idleSockets, rawSession } from "./raw_client.ts";
+import { dropSession, idleSockets, rawSession, until } from "./raw_client.ts";
 
 const sanitizers = { sanitizeOps: false, sanitizeResources: false };
-
-async function until(
-  predicate: () => boolean,
-  what: string,
-  ms = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function listWorks(server: ServerProcess): Promise<void> {
   const client = clientFor(server, "client1");

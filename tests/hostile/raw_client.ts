@@ -8,8 +8,16 @@
 import http2 from "node:http2";
 import net from "node:net";
 import { Buffer } from "node:buffer";
-import { LogsRequest } from "../../proto/gen/telejob/v1/telejob.ts";
-import { testdata } from "../server_harness.ts";
+import {
+  LogsRequest,
+  StartRequest,
+} from "../../proto/gen/telejob/v1/telejob.ts";
+import {
+  call,
+  clientFor,
+  type ServerProcess,
+  testdata,
+} from "../server_harness.ts";
 
 /** How a raw gRPC call ended. */
 export interface RawOutcome {
@@ -131,4 +139,39 @@ export function rssBytes(pid: number): number {
   const kib = /^VmRSS:\s+(\d+) kB/m.exec(status);
   if (!kib) throw new Error(`No VmRSS for ${pid}`);
   return Number(kib[1]) * 1024;
+}
+
+/** Starts `command` as client1's job and returns its id. */
+export async function startJob(
+  server: ServerProcess,
+  command: string,
+  args: string[],
+): Promise<string> {
+  const client = clientFor(server, "client1");
+  try {
+    const { id } = await call<{ id: string }>(
+      client,
+      "start",
+      StartRequest.fromPartial({ command, args }),
+    );
+    return id;
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * Resolves once `predicate` holds, checking every 50 ms; rejects after `ms`
+ * (a bound for a hang, not a timing assertion).
+ */
+export async function until(
+  predicate: () => boolean,
+  what: string,
+  ms = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -20,7 +20,6 @@ import {
   call,
   clientFor,
   readLogs,
-  type ServerProcess,
   startServer,
   waitFinished,
 } from "../server_harness.ts";
@@ -31,40 +30,11 @@ import {
   type RawOutcome,
   rawSession,
   rssBytes,
+  startJob,
+  until,
 } from "./raw_client.ts";
 
 const sanitizers = { sanitizeOps: false, sanitizeResources: false };
-
-async function startJob(
-  server: ServerProcess,
-  command: string,
-  args: string[],
-): Promise<string> {
-  const client = clientFor(server, "client1");
-  try {
-    const { id } = await call<{ id: string }>(
-      client,
-      "start",
-      StartRequest.fromPartial({ command, args }),
-    );
-    return id;
-  } finally {
-    client.close();
-  }
-}
-
-/** Resolves once `predicate` holds, checking every 50 ms (at most `ms`). */
-async function until(
-  predicate: () => boolean,
-  what: string,
-  ms = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 Deno.test({
   name:
