@@ -18,11 +18,9 @@ import { TelejobClient } from "../../proto/gen/telejob/v1/telejob.ts";
 import {
   call,
   clientFor,
-  readLogs,
   type ServerProcess,
   startServer,
   testdata,
-  waitFinished,
 } from "../server_harness.ts";
 import {
   dropSession,
@@ -36,39 +34,73 @@ import type { SectionContext } from "./context.ts";
 import { delay } from "./proc.ts";
 import { percentile } from "./stats.ts";
 
-/** Server RSS growth per stream for `count` streams, opened `perSession` a session. */
-async function memoryPerStream(
-  server: ServerProcess,
-  id: string,
+/**
+ * Starts a fresh server whose only job is `command`, waits for the job to
+ * end (or not, with `follow`) by polling its status, so that the server has
+ * read nothing yet, and opens `count` Logs streams of it whose readers never
+ * open their window, ten per session. Returns the server's RSS growth per
+ * stream and its RSS with them open.
+ */
+async function streamsMemory(
+  ctx: SectionContext,
   count: number,
-  options: { follow: boolean },
-): Promise<number> {
-  const pid = server.child.pid;
-  const before = rssBytes(pid);
-  const sessions = await Promise.all(
-    Array.from(
-      { length: Math.ceil(count / 10) },
-      () => rawSession(server.port, { settings: { initialWindowSize: 0 } }),
-    ),
-  );
-  let started = 0;
-  for (let i = 0; i < count; i++) {
-    const { stream, outcome } = rawLogs(
-      sessions[i % sessions.length],
-      { id, follow: options.follow },
-      { read: false },
+  job: { command: string; args: string[]; follow: boolean },
+): Promise<{ perStream: number; rss: number }> {
+  const server = await startServer({
+    args: [
+      "--cgroup-parent",
+      ctx.cgroupParent,
+      "--max-calls-per-user",
+      String(count * 2),
+    ],
+  });
+  try {
+    const id = await startJob(server, job.command, job.args);
+    if (!job.follow) {
+      const client = clientFor(server, "client1");
+      try {
+        for (;;) {
+          const { job: info } = await call<{ job: { endedAt?: unknown } }>(
+            client,
+            "status",
+            { id },
+          );
+          if (info.endedAt) break;
+          await delay(100);
+        }
+      } finally {
+        client.close();
+      }
+    }
+    await delay(1_000);
+    const pid = server.child.pid;
+    const before = rssBytes(pid);
+    const sessions = await Promise.all(
+      Array.from(
+        { length: Math.ceil(count / 10) },
+        () => rawSession(server.port, { settings: { initialWindowSize: 0 } }),
+      ),
     );
-    stream.once("response", () => started++);
-    outcome.then(() => started++);
+    let started = 0;
+    for (let i = 0; i < count; i++) {
+      const { stream, outcome } = rawLogs(
+        sessions[i % sessions.length],
+        { id, follow: job.follow },
+        { read: false },
+      );
+      stream.once("response", () => started++);
+      outcome.then(() => started++);
+    }
+    const deadline = Date.now() + 60_000;
+    while (started < count && Date.now() < deadline) await delay(50);
+    // Let the server write what it will into the closed windows.
+    await delay(2_000);
+    const rss = rssBytes(pid);
+    for (const session of sessions) dropSession(session);
+    return { perStream: (rss - before) / count, rss };
+  } finally {
+    await server.stop("SIGKILL");
   }
-  const deadline = Date.now() + 60_000;
-  while (started < count && Date.now() < deadline) await delay(50);
-  // Let the server write what it will into the closed windows.
-  await delay(2_000);
-  const grown = rssBytes(pid) - before;
-  for (const session of sessions) dropSession(session);
-  await delay(1_000);
-  return grown / count;
 }
 
 /** Milliseconds from a new client's connect to its first List answer. */
@@ -101,6 +133,36 @@ export async function runHostile(ctx: SectionContext): Promise<void> {
   const idle = quick ? 200 : 1_000;
   const rounds = quick ? 10 : 50;
 
+  // Stalled readers, each measurement on a fresh server.
+  const floor = await streamsMemory(ctx, readers, {
+    command: "sleep",
+    args: ["3600"],
+    follow: true,
+  });
+  const stalled = await streamsMemory(ctx, readers, {
+    command: "head",
+    args: ["-c", "16777216", "/dev/zero"],
+    follow: false,
+  });
+  rec.add({
+    key: "hostile.stalled_reader_memory",
+    label:
+      `server memory per stalled reader (${readers} readers, 16 MiB output)`,
+    value: Math.round(stalled.perStream / 1024),
+    unit: "KiB",
+    floor: Math.round(floor.perStream / 1024),
+    target: { op: "<=", value: 512 },
+    detail:
+      "RSS growth of a fresh server / readers; floor: follow streams of a job without output",
+  });
+  rec.add({
+    key: "hostile.stalled_readers_rss",
+    label: `server RSS with ${readers} stalled readers open`,
+    value: Math.round(stalled.rss / 2 ** 20),
+    unit: "MiB",
+    floor: Math.round(floor.rss / 2 ** 20),
+  });
+
   const server = await startServer({
     args: [
       "--cgroup-parent",
@@ -113,44 +175,10 @@ export async function runHostile(ctx: SectionContext): Promise<void> {
       String(idle + 100),
       "--max-connections-per-address",
       String(idle + 100),
-      "--max-calls-per-user",
-      String(readers * 2),
     ],
   });
   ctx.cleanup.defer("stop telejob-server", async () => {
     await server.stop("SIGKILL");
-  });
-
-  // Stalled readers.
-  const big = await startJob(server, "head", ["-c", "16777216", "/dev/zero"]);
-  const quiet = await startJob(server, "sleep", ["3600"]);
-  const client = clientFor(server, "client1");
-  try {
-    await waitFinished(client, big);
-    await readLogs(client, { id: big });
-  } finally {
-    client.close();
-  }
-  const floor = await memoryPerStream(server, quiet, readers, { follow: true });
-  const stalled = await memoryPerStream(server, big, readers, {
-    follow: false,
-  });
-  rec.add({
-    key: "hostile.stalled_reader_memory",
-    label:
-      `server memory per stalled reader (${readers} readers, 16 MiB output)`,
-    value: Math.round(stalled / 1024),
-    unit: "KiB",
-    floor: Math.round(floor / 1024),
-    target: { op: "<=", value: 512 },
-    detail:
-      "RSS growth of the server process / readers; floor: follow streams of a job without output",
-  });
-  rec.add({
-    key: "hostile.stalled_readers_rss",
-    label: `server RSS with ${readers} stalled readers open`,
-    value: Math.round(rssBytes(server.child.pid) / 2 ** 20),
-    unit: "MiB",
   });
 
   // A new client while idle sockets are open.
