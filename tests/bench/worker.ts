@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   const section = positionals[0] as Section;
   if (!SECTIONS.includes(section) || !values.out || !values["work-dir"]) {
     throw new TypeError(
-      "Usage: worker.ts floor|engine|api|list --out FILE --work-dir DIR --cgroup-parent NAME",
+      "Usage: worker.ts floor|engine|api|list|hostile --out FILE --work-dir DIR --cgroup-parent NAME",
     );
   }
   const began = performance.now();
