@@ -24,7 +24,8 @@ import {
   type ServerProcess,
   startServer,
 } from "../server_harness.ts";
-import { dropSession, idleSockets, rawSession, until } from "./raw_client.ts";
+import { dropSession, idleSockets, openFds, rawSession } from "./raw_client.ts";
+import { waitFor } from "../../cgroup/testing.ts";
 
 const sanitizers = { sanitizeOps: false, sanitizeResources: false };
 
@@ -55,6 +56,8 @@ Deno.test({
         60_000,
       );
       for (const socket of sockets) socket.destroy();
+      const pid = server.child.pid;
+      await waitFor("the server to close its side", () => openFds(pid) < 100);
       await listWorks(server);
     } finally {
       await server.stop();
@@ -71,7 +74,10 @@ Deno.test({
       const sockets = await idleSockets(server.port, 5);
       let closed = 0;
       for (const socket of sockets) socket.once("close", () => closed++);
-      await until(() => closed === sockets.length, "the server to close them");
+      await waitFor(
+        "the server to close them",
+        () => closed === sockets.length,
+      );
       await server.waitForLog((e) =>
         e.event === "connection_refused" && e.reason === "handshake-timeout"
       );

@@ -159,19 +159,3 @@ export async function startJob(
     client.close();
   }
 }
-
-/**
- * Resolves once `predicate` holds, checking every 50 ms; rejects after `ms`
- * (a bound for a hang, not a timing assertion).
- */
-export async function until(
-  predicate: () => boolean,
-  what: string,
-  ms = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

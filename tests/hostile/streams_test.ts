@@ -31,8 +31,8 @@ import {
   rawSession,
   rssBytes,
   startJob,
-  until,
 } from "./raw_client.ts";
+import { waitFor } from "../../cgroup/testing.ts";
 
 const sanitizers = { sanitizeOps: false, sanitizeResources: false };
 
@@ -68,9 +68,10 @@ Deno.test({
         s.outcome.then((o) => state.outcome = o);
         return state;
       });
-      await until(
-        () => streams.every((s) => s.data || s.outcome) || !server.alive(),
+      await waitFor(
         "every stream to get data or a status",
+        () => streams.every((s) => s.data || s.outcome) || !server.alive(),
+        60_000,
       );
       assert.ok(
         server.alive(),
@@ -97,9 +98,9 @@ Deno.test({
         assert.match(refusedLogs.details, /--fd-reserve/);
         dropSession(session);
         const pid = server.child.pid;
-        await until(
-          () => openFds(pid) < 100,
+        await waitFor(
           "the streams' fds to be released",
+          () => openFds(pid) < 100,
         );
         await waitFinished(client, echo);
         const logs = await readLogs(client, { id: echo });
@@ -140,7 +141,7 @@ Deno.test({
         () => rawLogs(session, { id, follow: true }),
       );
       for (const c of calls) c.outcome.then((o) => outcomes.push(o));
-      await until(() => outcomes.length >= 10, "10 refusals");
+      await waitFor("10 refusals", () => outcomes.length >= 10);
       for (const outcome of outcomes) {
         assert.equal(outcome.status, "8", JSON.stringify(outcome));
         assert.match(
@@ -197,7 +198,10 @@ Deno.test({
         const { stream } = rawLogs(sessions[i % 3], { id }, { read: false });
         stream.once("response", () => started++);
       }
-      await until(() => started === readers, "every reader's response headers");
+      await waitFor(
+        "every reader's response headers",
+        () => started === readers,
+      );
       // Let the server write what it will into the closed windows.
       await new Promise((r) => setTimeout(r, 2_000));
       const perReader = (rssBytes(pid) - before) / readers;
