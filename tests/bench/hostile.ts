@@ -17,91 +17,14 @@ import type net from "node:net";
 import { TelejobClient } from "../../proto/gen/telejob/v1/telejob.ts";
 import {
   call,
-  clientFor,
   type ServerProcess,
   startServer,
   testdata,
 } from "../server_harness.ts";
-import {
-  dropSession,
-  idleSockets,
-  rawLogs,
-  rawSession,
-  rssBytes,
-  startJob,
-} from "../hostile/raw_client.ts";
+import { idleSockets, streamsMemory } from "../hostile/raw_client.ts";
 import type { SectionContext } from "./context.ts";
 import { delay } from "./proc.ts";
 import { percentile } from "./stats.ts";
-
-/**
- * Starts a fresh server whose only job is `command`, waits for the job to
- * end (or not, with `follow`) by polling its status, so that the server has
- * read nothing yet, and opens `count` Logs streams of it whose readers never
- * open their window, ten per session. Returns the server's RSS growth per
- * stream and its RSS with them open.
- */
-async function streamsMemory(
-  ctx: SectionContext,
-  count: number,
-  job: { command: string; args: string[]; follow: boolean },
-): Promise<{ perStream: number; rss: number }> {
-  const server = await startServer({
-    args: [
-      "--cgroup-parent",
-      ctx.cgroupParent,
-      "--max-calls-per-user",
-      String(count * 2),
-    ],
-  });
-  try {
-    const id = await startJob(server, job.command, job.args);
-    if (!job.follow) {
-      const client = clientFor(server, "client1");
-      try {
-        for (;;) {
-          const { job: info } = await call<{ job: { endedAt?: unknown } }>(
-            client,
-            "status",
-            { id },
-          );
-          if (info.endedAt) break;
-          await delay(100);
-        }
-      } finally {
-        client.close();
-      }
-    }
-    await delay(1_000);
-    const pid = server.child.pid;
-    const before = rssBytes(pid);
-    const sessions = await Promise.all(
-      Array.from(
-        { length: Math.ceil(count / 10) },
-        () => rawSession(server.port, { settings: { initialWindowSize: 0 } }),
-      ),
-    );
-    let started = 0;
-    for (let i = 0; i < count; i++) {
-      const { stream, outcome } = rawLogs(
-        sessions[i % sessions.length],
-        { id, follow: job.follow },
-        { read: false },
-      );
-      stream.once("response", () => started++);
-      outcome.then(() => started++);
-    }
-    const deadline = Date.now() + 60_000;
-    while (started < count && Date.now() < deadline) await delay(50);
-    // Let the server write what it will into the closed windows.
-    await delay(2_000);
-    const rss = rssBytes(pid);
-    for (const session of sessions) dropSession(session);
-    return { perStream: (rss - before) / count, rss };
-  } finally {
-    await server.stop("SIGKILL");
-  }
-}
 
 /** Milliseconds from a new client's connect to its first List answer. */
 async function newClientMs(
@@ -134,16 +57,24 @@ export async function runHostile(ctx: SectionContext): Promise<void> {
   const rounds = quick ? 10 : 50;
 
   // Stalled readers, each measurement on a fresh server.
-  const floor = await streamsMemory(ctx, readers, {
-    command: "sleep",
-    args: ["3600"],
-    follow: true,
-  });
-  const stalled = await streamsMemory(ctx, readers, {
-    command: "head",
-    args: ["-c", "16777216", "/dev/zero"],
-    follow: false,
-  });
+  const floor = await streamsMemory(
+    ["--cgroup-parent", ctx.cgroupParent],
+    readers,
+    {
+      command: "sleep",
+      args: ["3600"],
+      follow: true,
+    },
+  );
+  const stalled = await streamsMemory(
+    ["--cgroup-parent", ctx.cgroupParent],
+    readers,
+    {
+      command: "head",
+      args: ["-c", "16777216", "/dev/zero"],
+      follow: false,
+    },
+  );
   rec.add({
     key: "hostile.stalled_reader_memory",
     label:

@@ -8,6 +8,7 @@
 import http2 from "node:http2";
 import net from "node:net";
 import { Buffer } from "node:buffer";
+import { setTimeout as delay } from "node:timers/promises";
 import {
   LogsRequest,
   StartRequest,
@@ -16,6 +17,7 @@ import {
   call,
   clientFor,
   type ServerProcess,
+  startServer,
   testdata,
 } from "../server_harness.ts";
 
@@ -157,5 +159,74 @@ export async function startJob(
     return id;
   } finally {
     client.close();
+  }
+}
+
+/**
+ * Starts a fresh server whose only job is `command`, waits for the job to
+ * end (or not, with `follow`) by polling its status, so that the server has
+ * read nothing yet, and opens `count` Logs streams of it whose readers never
+ * open their window, ten per session (`deno task bench hostile` and
+ * `tests/hostile/streams_test.ts`). Returns the server's RSS growth per
+ * stream and its RSS with them open.
+ */
+export async function streamsMemory(
+  serverArgs: string[],
+  count: number,
+  job: { command: string; args: string[]; follow: boolean },
+): Promise<{ perStream: number; rss: number }> {
+  const server = await startServer({
+    args: [
+      ...serverArgs,
+      "--max-calls-per-user",
+      String(count * 2),
+    ],
+  });
+  try {
+    const id = await startJob(server, job.command, job.args);
+    if (!job.follow) {
+      const client = clientFor(server, "client1");
+      try {
+        for (;;) {
+          const { job: info } = await call<{ job: { endedAt?: unknown } }>(
+            client,
+            "status",
+            { id },
+          );
+          if (info.endedAt) break;
+          await delay(100);
+        }
+      } finally {
+        client.close();
+      }
+    }
+    await delay(1_000);
+    const pid = server.child.pid;
+    const before = rssBytes(pid);
+    const sessions = await Promise.all(
+      Array.from(
+        { length: Math.ceil(count / 10) },
+        () => rawSession(server.port, { settings: { initialWindowSize: 0 } }),
+      ),
+    );
+    let started = 0;
+    for (let i = 0; i < count; i++) {
+      const { stream, outcome } = rawLogs(
+        sessions[i % sessions.length],
+        { id, follow: job.follow },
+        { read: false },
+      );
+      stream.once("response", () => started++);
+      outcome.then(() => started++);
+    }
+    const deadline = Date.now() + 60_000;
+    while (started < count && Date.now() < deadline) await delay(50);
+    // Let the server write what it will into the closed windows.
+    await delay(2_000);
+    const rss = rssBytes(pid);
+    for (const session of sessions) dropSession(session);
+    return { perStream: (rss - before) / count, rss };
+  } finally {
+    await server.stop("SIGKILL");
   }
 }
