@@ -6,8 +6,12 @@
  * const driver = await detectDriver();
  * const cgroup = await driver.create("42", { cpu: 0.2 });
  * const { program, args } = shimCommand("/usr/bin/sleep", ["10"], {
+ *   shim: "/usr/local/bin/telejob-shim",
  *   procsFiles: cgroup.procsFiles,
  *   outputPath: "/var/lib/telejob/42.out",
+ *   cwd: "/",
+ *   env: { PATH: "/usr/bin:/bin" },
+ *   runAs: { uid: 2000000000, gid: 2000000000, groups: [] },
  * });
  * ```
  * @module
@@ -32,7 +36,9 @@ export {
   parseLimitFlags,
 } from "./limits.ts";
 export {
+  type RunAs,
   SHIM_FAILURE_EXIT_CODE,
+  SHIM_FAILURE_PREFIX,
   shimCommand,
   type ShimOptions,
 } from "./shim.ts";

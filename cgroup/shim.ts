@@ -1,77 +1,58 @@
 /**
- * The startup shim: a `/bin/sh` one-liner that puts itself into the job's
- * cgroup, points stdout and stderr at the job's output file and then execs
- * the user's command. Because the shell writes its own pid (`$$`) into every
- * `cgroup.procs` before the `exec`, the user's code never runs outside its
- * limits, and because it is a shell rather than a second Deno process, a
- * start costs about a millisecond.
+ * The startup shim: `telejob-shim`, a small static C program built from
+ * `shim/telejob_shim.c` (see `shim/mod.ts` for where it is found). One exec
+ * of it does what the job needs before its first instruction: output file as
+ * stdout and stderr, its own pid into every `cgroup.procs`, a new session,
+ * the job's uid, gid and groups with no capabilities and `no_new_privs`, every
+ * fd above 2 closed, the working directory entered as the job's identity,
+ * and then it execs the command with the job's environment.
  *
- * The command and its arguments are positional parameters of the script,
- * never part of its text, so no argument can inject shell code.
+ * The shim itself starts with an EMPTY environment and is statically linked,
+ * so nothing a request puts in the job's env (`LD_PRELOAD`, `BASH_ENV`, ...)
+ * runs as root or outside the job's cgroup: the environment is used only at
+ * the final exec. Everything is a positional argument; nothing is parsed by
+ * a shell.
  *
- * The job leads its own session through `setsid(1)` at the end of the shim
- * rather than through `Deno.Command`'s `detached`: `detached` makes Deno fork
- * instead of posix_spawn, which blocks the server's only thread for about a
- * millisecond per start. setsid(1) does not fork here because the shim is not
- * a process-group leader, so the job keeps the pid Deno is waiting on.
+ * The job leads its own session through the shim's setsid() rather than
+ * through `Deno.Command`'s `detached`: `detached` makes Deno fork instead of
+ * posix_spawn, which blocks the server's only thread for about a millisecond
+ * per start. The job keeps the pid Deno is waiting on.
  * @module
  */
 
-/** Exit code of the shim when it could not enter the cgroup or open the output. */
-export const SHIM_FAILURE_EXIT_CODE = 125;
-
-/** Where util-linux's setsid(1) lives; Debian ships it in an essential package. */
-const SETSID_CANDIDATES = ["/usr/bin/setsid", "/bin/setsid"];
-
-function findSetsid(): string {
-  for (const path of SETSID_CANDIDATES) {
-    try {
-      if (Deno.statSync(path).isFile) return path;
-    } catch {
-      // Not here; try the next one.
-    }
-  }
-  throw new Error(
-    `setsid(1) not found at ${
-      SETSID_CANDIDATES.join(" or ")
-    }: install util-linux`,
-  );
-}
-
-let setsidPath: string | undefined;
-
 /**
- * The script. Positional parameters: `$1` output file, `$2` number of procs
- * files, then the procs files, then setsid(1), then the command and its
- * arguments.
- *
- * - `command exec` keeps a failed redirection from ending the shell before it
- *   can exit with the shim's own code.
- * - One fd is opened in append mode and shared by stdout and stderr, so their
- *   interleaving is what a terminal would show, and concurrent writers to the
- *   file never overwrite each other.
- * - `printf` is a builtin, so `$$` is written by the process that will exec
- *   the command.
+ * Exit code of the shim when it failed before the exec (output, cgroup,
+ * identity, working directory, exec). It then wrote one line starting with
+ * {@linkcode SHIM_FAILURE_PREFIX} to the output file.
  */
-export const SHIM_SCRIPT = [
-  "out=$1; n=$2; shift 2",
-  `command exec >>"$out" 2>&1 </dev/null || exit ${SHIM_FAILURE_EXIT_CODE}`,
-  'while [ "$n" -gt 0 ]; do',
-  '  if ! printf "%s\\n" "$$" >"$1"; then',
-  '    printf "telejob: could not move the job into its cgroup (%s); the command was not run\\n" "$1"',
-  `    exit ${SHIM_FAILURE_EXIT_CODE}`,
-  "  fi",
-  "  shift; n=$((n - 1))",
-  "done",
-  'exec "$@"',
-].join("\n");
+export const SHIM_FAILURE_EXIT_CODE = 125;
+/** How the shim's own failure line starts in the output file. */
+export const SHIM_FAILURE_PREFIX = "telejob-shim: ";
+
+/** The Unix identity a job runs as. */
+export interface RunAs {
+  /** User id; 0 only where the server's policy allows root. */
+  uid: number;
+  /** Primary group id. */
+  gid: number;
+  /** Supplementary group ids (none for the default identities). */
+  groups: readonly number[];
+}
 
 /** Options of {@linkcode shimCommand}. */
 export interface ShimOptions {
+  /** Path of the `telejob-shim` executable. */
+  shim: string;
   /** `cgroup.procs` files to enter, in order (the job's `procsFiles`). */
   procsFiles: readonly string[];
   /** The job's output file, opened for appending (created if missing). */
   outputPath: string;
+  /** Working directory, entered after the privileges are dropped. */
+  cwd: string;
+  /** The job's complete environment, used only at the final exec. */
+  env: Readonly<Record<string, string>>;
+  /** Who the job runs as. */
+  runAs: RunAs;
 }
 
 function checkNoNul(what: string, value: string): void {
@@ -82,12 +63,19 @@ function checkNoNul(what: string, value: string): void {
   }
 }
 
+function checkId(what: string, value: number): string {
+  if (!Number.isSafeInteger(value) || value < 0 || value > 0xfffffffe) {
+    throw new Error(`Invalid ${what} ${value}: give 0 to 4294967294`);
+  }
+  return String(value);
+}
+
 /**
- * The program and arguments that run `command` with `args` inside the job's
- * cgroup, in a new session, with stdout and stderr appended to `outputPath`.
- * Spawn the result with `new Deno.Command(program, { args, stdin: "null",
- * stdout: "null", stderr: "null", clearEnv: true, env, cwd })` and NOT
- * `detached` (a process-group leader would make setsid(1) fork).
+ * The program and arguments that run `command` with `args` as
+ * `options.runAs`, inside the job's cgroup, in a new session, with stdout
+ * and stderr appended to `outputPath`. Spawn the result with
+ * `new Deno.Command(program, { args, stdin: "null", stdout: "null",
+ * stderr: "null", clearEnv: true })` and NOT `detached`.
  *
  * `command` should be an absolute path (the engine resolves it on PATH
  * first); it is exec'd as given.
@@ -103,17 +91,29 @@ export function shimCommand(
   checkNoNul("command", command);
   args.forEach((arg, i) => checkNoNul(`argument ${i + 1}`, arg));
   checkNoNul("output path", options.outputPath);
+  checkNoNul("working directory", options.cwd);
   options.procsFiles.forEach((file) => checkNoNul("procs file", file));
+  const env = Object.entries(options.env).map(([key, value]) => {
+    if (key === "" || key.includes("=")) {
+      throw new Error(`Invalid environment variable name ${key}`);
+    }
+    const entry = `${key}=${value}`;
+    checkNoNul("environment", entry);
+    return entry;
+  });
+  const { uid, gid, groups } = options.runAs;
   return {
-    program: "/bin/sh",
+    program: options.shim,
     args: [
-      "-c",
-      SHIM_SCRIPT,
-      "telejob-shim",
       options.outputPath,
+      options.cwd,
+      checkId("uid", uid),
+      checkId("gid", gid),
+      groups.map((group) => checkId("group", group)).join(","),
       String(options.procsFiles.length),
       ...options.procsFiles,
-      setsidPath ??= findSetsid(),
+      String(env.length),
+      ...env,
       command,
       ...args,
     ],

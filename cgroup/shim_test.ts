@@ -1,10 +1,22 @@
 /**
- * The shim with real processes. Plain files stand in for `cgroup.procs` here
- * (the shim only writes its pid into them); entering real cgroups is proven
- * in `enforcement_test.ts`.
+ * The startup shim (`telejob-shim`, built from `shim/telejob_shim.c`) with
+ * real processes. Plain files stand in for `cgroup.procs` here (the shim
+ * only writes its pid into them); entering real cgroups is proven in
+ * `enforcement_test.ts`, and the isolation a server gives its jobs in
+ * `tests/isolation_test.ts`.
  */
 import assert from "node:assert/strict";
-import { SHIM_FAILURE_EXIT_CODE, shimCommand } from "./shim.ts";
+import { buildShim } from "../shim/build.ts";
+import {
+  type RunAs,
+  SHIM_FAILURE_EXIT_CODE,
+  shimCommand,
+  type ShimOptions,
+} from "./shim.ts";
+
+const SHIM = await buildShim();
+const ROOT: RunAs = { uid: 0, gid: 0, groups: [] };
+const NOBODY: RunAs = { uid: 65534, gid: 65534, groups: [] };
 
 interface Run {
   status: Deno.CommandStatus;
@@ -16,26 +28,36 @@ interface Run {
 async function run(
   command: string,
   args: string[],
-  options: { procsFiles?: string[]; output?: string } = {},
+  options: Partial<ShimOptions> & { output?: string } = {},
 ): Promise<Run> {
   const dir = await Deno.makeTempDir({ prefix: "telejob-shim-test-" });
   try {
     const procsFiles = options.procsFiles ??
       [`${dir}/a.procs`, `${dir}/b.procs`];
+    // cgroup.procs files always exist; the shim opens them, never creates.
+    for (const file of procsFiles) {
+      await Deno.writeTextFile(file, "").catch(() => {});
+    }
     const outputPath = `${dir}/output`;
     if (options.output !== undefined) {
       await Deno.writeTextFile(outputPath, options.output);
     }
-    const shim = shimCommand(command, args, { procsFiles, outputPath });
-    assert.equal(shim.program, "/bin/sh");
+    const shim = shimCommand(command, args, {
+      shim: SHIM,
+      cwd: "/",
+      env: { PATH: "/usr/bin:/bin" },
+      runAs: ROOT,
+      ...options,
+      procsFiles,
+      outputPath,
+    });
+    assert.equal(shim.program, SHIM);
     const child = new Deno.Command(shim.program, {
       args: shim.args,
       stdin: "null",
       stdout: "null",
       stderr: "null",
       clearEnv: true,
-      env: { PATH: "/usr/bin:/bin" },
-      cwd: "/",
     }).spawn();
     const status = await child.status;
     const procs: string[] = [];
@@ -78,14 +100,14 @@ Deno.test("arguments are passed verbatim, never interpreted by the shell", async
   await assert.rejects(() => Deno.stat("/tmp/telejob-pwned"));
 });
 
-Deno.test("a leading-dash argument reaches the command; a missing command exits 127", async () => {
+Deno.test("a leading-dash argument reaches the command; a missing command is the shim's failure", async () => {
   const r = await run("/bin/echo", ["-e", "x"]);
   assert.equal(r.output, "x\n");
   const missing = await run("/no such/-cmd", ["a"]);
-  assert.equal(missing.status.code, 127);
-  assert.match(
+  assert.equal(missing.status.code, SHIM_FAILURE_EXIT_CODE);
+  assert.equal(
     missing.output,
-    /failed to execute \/no such\/-cmd: No such file or directory/,
+    "telejob-shim: cannot run /no such/-cmd as uid 0: No such file or directory\n",
   );
 });
 
@@ -121,7 +143,7 @@ Deno.test("the command never runs when a procs file cannot be written", async ()
     assert.equal(r.status.code, SHIM_FAILURE_EXIT_CODE);
     assert.match(
       r.output,
-      /telejob: could not move the job into its cgroup \(.*missing\/cgroup\.procs\); the command was not run/,
+      /^telejob-shim: could not move the job into its cgroup \(.*missing\/cgroup\.procs: No such file or directory\); the command was not run\n$/,
     );
     await assert.rejects(() => Deno.stat(marker), Deno.errors.NotFound);
   } finally {
@@ -134,8 +156,12 @@ Deno.test("the command never runs when the output file cannot be opened", async 
   try {
     const marker = `${dir}/ran`;
     const shim = shimCommand("/usr/bin/touch", [marker], {
+      shim: SHIM,
       procsFiles: [],
       outputPath: `${dir}/missing/output`,
+      cwd: "/",
+      env: {},
+      runAs: ROOT,
     });
     const status = await new Deno.Command(shim.program, {
       args: shim.args,
@@ -151,7 +177,14 @@ Deno.test("the command never runs when the output file cannot be opened", async 
 });
 
 Deno.test("shimCommand refuses NUL bytes and an empty command", () => {
-  const options = { procsFiles: ["/x"], outputPath: "/y" };
+  const options = {
+    shim: SHIM,
+    procsFiles: ["/x"],
+    outputPath: "/y",
+    cwd: "/",
+    env: {},
+    runAs: ROOT,
+  };
   assert.throws(
     () => shimCommand("", [], options),
     /Invalid command: it is empty/,
@@ -178,17 +211,109 @@ Deno.test("many and large arguments pass through", async () => {
   assert.equal(r.output, "5001\n100000\n");
 });
 
-Deno.test("the shim needs no PATH: it uses shell builtins only", async () => {
+Deno.test("the environment reaches the command exactly, and only it", async () => {
+  const r = await run("/usr/bin/env", [], {
+    env: { A: "1", B: "x=y z", LD_PRELOAD: "/nonexistent.so" },
+  });
+  assert.equal(r.status.code, 0, r.output);
+  // The missing preload makes ld.so warn in the command, never in the shim.
+  assert.match(r.output, /^A=1\nB=x=y z\nLD_PRELOAD=\/nonexistent\.so\n$/m);
+});
+
+Deno.test("the job runs as the identity, with no capabilities, no_new_privs and only fds 0-2", async () => {
+  const r = await run("/bin/sh", [
+    "-c",
+    "id -u; id -g; id -G; grep -E '^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status; ls /proc/self/fd",
+  ], { runAs: { ...NOBODY, groups: [1, 2] } });
+  assert.equal(r.status.code, 0, r.output);
+  const lines = r.output.trim().split("\n");
+  assert.deepEqual(lines.slice(0, 3), ["65534", "65534", "65534 1 2"]);
+  for (const line of lines.slice(3, 7)) {
+    assert.match(line, /:\s+0000000000000000$/, line);
+  }
+  assert.match(lines[7], /^NoNewPrivs:\s+1$/);
+  // ls's own directory fd is the 3 it lists; nothing else is open.
+  assert.deepEqual(lines.slice(8), ["0", "1", "2", "3"]);
+});
+
+Deno.test("the shim's own fds do not reach the job, nor do inherited ones", async () => {
+  // Deno opens no fd above 2 for its children; a wrapper shell leaks fd 7.
   const dir = await Deno.makeTempDir();
   try {
+    const shim = shimCommand("/bin/ls", ["/proc/self/fd"], {
+      shim: SHIM,
+      procsFiles: [],
+      outputPath: `${dir}/out`,
+      cwd: "/",
+      env: {},
+      runAs: NOBODY,
+    });
+    const status = await new Deno.Command("/bin/sh", {
+      args: [
+        "-c",
+        'exec 7</dev/null; exec "$@"',
+        "sh",
+        shim.program,
+        ...shim.args,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    assert.equal(status.code, 0);
+    assert.equal(await Deno.readTextFile(`${dir}/out`), "0\n1\n2\n3\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the working directory is entered as the identity, after the drop", async () => {
+  const dir = await Deno.makeTempDir(); // 0700 root: nobody may not enter
+  try {
+    const asRoot = await run("/bin/pwd", [], { cwd: dir });
+    assert.equal(asRoot.output, `${dir}\n`);
+    const asNobody = await run("/bin/pwd", [], { cwd: dir, runAs: NOBODY });
+    assert.equal(asNobody.status.code, SHIM_FAILURE_EXIT_CODE);
+    assert.equal(
+      asNobody.output,
+      `telejob-shim: cannot enter the working directory ${dir} as uid 65534: Permission denied; the command was not run\n`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the shim is static: no dynamic loader, so no LD_PRELOAD in it", async () => {
+  const elf = await Deno.readFile(SHIM);
+  // No PT_INTERP program header: the kernel runs it without ld.so.
+  const view = new DataView(elf.buffer);
+  const phoff = Number(view.getBigUint64(0x20, true));
+  const phentsize = view.getUint16(0x36, true);
+  const phnum = view.getUint16(0x38, true);
+  for (let i = 0; i < phnum; i++) {
+    assert.notEqual(
+      view.getUint32(phoff + i * phentsize, true),
+      3,
+      "PT_INTERP",
+    );
+  }
+});
+
+Deno.test("the shim needs no environment of its own", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/procs`, "");
     const shim = shimCommand("/bin/echo", ["hi"], {
+      shim: SHIM,
       procsFiles: [`${dir}/procs`],
       outputPath: `${dir}/out`,
+      cwd: "/",
+      env: {},
+      runAs: ROOT,
     });
     const status = await new Deno.Command(shim.program, {
       args: shim.args,
       clearEnv: true,
-      env: {},
       stdin: "null",
       stdout: "null",
       stderr: "null",

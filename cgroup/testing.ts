@@ -10,7 +10,11 @@ import { detectDriver } from "./mod.ts";
 import { removeDir } from "./fs.ts";
 import { parseMountinfo } from "./mounts.ts";
 import { hasV1Controllers } from "./v1.ts";
-import { shimCommand } from "./shim.ts";
+import { buildShim } from "../shim/build.ts";
+import { type RunAs, shimCommand } from "./shim.ts";
+
+/** The identity the cgroup tests run jobs as: root, as they test limits. */
+export const ROOT: RunAs = { uid: 0, gid: 0, groups: [] };
 
 /** A driver whose parent cgroup belongs to one test. */
 export interface TestDriver extends AsyncDisposable {
@@ -91,8 +95,12 @@ export async function runJob(
     prefix: "telejob-cgroup-test-",
   });
   const shim = shimCommand(command, args, {
+    shim: await buildShim(),
     procsFiles: cgroup.procsFiles,
     outputPath,
+    cwd: "/",
+    env: { PATH: "/usr/bin:/bin", ...options.env },
+    runAs: ROOT,
   });
   const child = new Deno.Command(shim.program, {
     args: shim.args,
@@ -100,8 +108,6 @@ export async function runJob(
     stdout: "null",
     stderr: "null",
     clearEnv: true,
-    env: { PATH: "/usr/bin:/bin", ...options.env },
-    cwd: "/",
   }).spawn();
   return {
     child,

@@ -104,7 +104,7 @@ const GLOBAL_FLAGS: FlagSpec[] = [
     short: "o",
     type: "string",
     default: "table",
-    value: "table|json",
+    value: "table|wide|json",
     description: "Output format of start, stop, status and list",
     group: GLOBAL,
   },
@@ -123,7 +123,15 @@ const JOB_FLAGS: FlagSpec[] = [
     name: "cwd",
     type: "string",
     value: "DIR",
-    description: "Working directory on the server (absolute; default /)",
+    description:
+      "Working directory on the server (absolute; default the account's home)",
+  },
+  {
+    name: "user",
+    type: "string",
+    value: "LOGIN",
+    description:
+      "Run as this server account, if its --run-as policy allows you (default: your own unprivileged identity)",
   },
   {
     name: "cpu",
@@ -151,6 +159,7 @@ STATE is running, or for an ended job: stopped (by a user), exited, or lost
 (it was running when an earlier server process died). EXIT is the exit code,
 the name of the signal that ended it, oom (killed by the out-of-memory
 killer), stopped (by a user), or output-limit (its output reached the cap).
+--output wide adds USER and UID: the server account the job runs as.
 Times are local; set the layout with --time-format.`;
 
 interface Command {
@@ -164,6 +173,8 @@ interface Context {
   out: Output;
   layout: string;
   json: boolean;
+  /** `--output wide`: the table plus USER and UID. */
+  wide: boolean;
 }
 
 /** Thrown when stdout is closed (`telejob logs 1 | head`): end quietly. */
@@ -246,6 +257,7 @@ function startRequest(args: ParsedArgs) {
     args: rest,
     env,
     cwd: args.string("cwd") ?? "",
+    user: args.string("user") ?? "",
     limits: {
       cpu: cpu === undefined ? 0 : parseCpu("--cpu", cpu),
       memoryBytes: memory === undefined ? 0 : parseSize("--memory", memory),
@@ -273,7 +285,9 @@ async function printJobs(ctx: Context, jobs: Job[], single: boolean) {
   } else {
     // Only an admin sees other users' jobs; they get an OWNER column.
     const owner = jobs.some((job) => job.owner !== ctx.conn.user);
-    await ctx.out.text(jobTable(jobs, { layout: ctx.layout, owner }));
+    await ctx.out.text(
+      jobTable(jobs, { layout: ctx.layout, owner, wide: ctx.wide }),
+    );
   }
 }
 
@@ -534,9 +548,9 @@ export async function cliMain(args: string[], io: CliIo = {}): Promise<number> {
   const clientCert = parsed.string("client-cert") ?? "";
   try {
     const output = parsed.string("output")!;
-    if (output !== "table" && output !== "json") {
+    if (output !== "table" && output !== "wide" && output !== "json") {
       throw new UsageError(
-        `Invalid --output ${JSON.stringify(output)}: use table or json`,
+        `Invalid --output ${JSON.stringify(output)}: use table, wide or json`,
       );
     }
     let layout: string;
@@ -587,6 +601,7 @@ export async function cliMain(args: string[], io: CliIo = {}): Promise<number> {
       out,
       layout,
       json: output === "json",
+      wide: output === "wide",
     });
   } catch (err) {
     if (err instanceof BrokenPipe) return 0;

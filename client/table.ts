@@ -61,6 +61,7 @@ export function jobExit(job: Job): string {
   if (job.oomKilled) return "oom";
   if (job.stopped) return "stopped";
   if (job.outputLimitReached) return "output-limit";
+  if (job.startError) return "not-started";
   if (job.signal) return job.signal;
   if (job.exitCode !== undefined) return String(job.exitCode);
   return "";
@@ -130,6 +131,11 @@ export interface TableOptions extends FormatOptions {
    * jobs. Without it the table is exactly the seed's.
    */
   owner?: boolean;
+  /**
+   * Adds USER and UID columns at the end (`--output wide`): the server
+   * account the job runs as. Without it the table is exactly the seed's.
+   */
+  wide?: boolean;
 }
 
 /** Renders the seed's table for `jobs`, heading first. */
@@ -138,17 +144,23 @@ export function jobTable(jobs: readonly Job[], options: TableOptions): string {
     d ? formatTime(d, options.layout, options) : "";
   const withOwner = (row: string[], owner: string) =>
     options.owner ? [row[0], owner, ...row.slice(1)] : row;
+  const withUser = (row: string[], user: string, uid: string) =>
+    options.wide ? [...row, user, uid] : row;
   return formatTable([
-    withOwner([...HEADER], "OWNER"),
+    withUser(withOwner([...HEADER], "OWNER"), "USER", "UID"),
     ...jobs.map((job) =>
-      withOwner([
-        job.id,
-        commandLine(job.command, job.args),
-        jobState(job),
-        time(job.startedAt),
-        time(job.endedAt),
-        jobExit(job),
-      ], safeName(job.owner))
+      withUser(
+        withOwner([
+          job.id,
+          commandLine(job.command, job.args),
+          jobState(job),
+          time(job.startedAt),
+          time(job.endedAt),
+          jobExit(job),
+        ], safeName(job.owner)),
+        safeName(job.account),
+        String(job.uid),
+      )
     ),
   ]);
 }
@@ -176,6 +188,11 @@ export interface JobJson {
   limits: Job["limits"] | null;
   usage: Job["usage"] | null;
   outputBytes: number;
+  /** The Unix account the job runs as, and its uid. */
+  account: string;
+  uid: number;
+  /** Why the command never ran (the startup shim failed), else null. */
+  startError: string | null;
 }
 
 /** Converts a job for `--output json` (times in RFC 3339, UTC). */
@@ -200,5 +217,8 @@ export function jobJson(job: Job): JobJson {
     limits: job.limits ?? null,
     usage: job.usage ?? null,
     outputBytes: job.outputBytes,
+    account: job.account,
+    uid: job.uid,
+    startError: job.startError || null,
   };
 }

@@ -16,6 +16,12 @@ import { parseLimitFlags } from "../cgroup/limits.ts";
 import { parseByteSize } from "../cgroup/size.ts";
 import type { Limits } from "../cgroup/types.ts";
 import { type BudgetConfig, DEFAULT_BUDGETS } from "./budgets.ts";
+import {
+  type IdRange,
+  parseIdRange,
+  parseRunAs,
+  type RunAsRule,
+} from "./jobs/identity.ts";
 
 export { UsageError };
 
@@ -191,6 +197,32 @@ export const SERVER_SPEC: CommandSpec = {
       description,
       group: "Resource budgets (at a budget, new calls get RESOURCE_EXHAUSTED)",
     })),
+    {
+      name: "run-as",
+      type: "string",
+      multiple: true,
+      value: "'CN=LOGIN[,LOGIN...]'",
+      description:
+        'Let user CN ("*": every user) run jobs as these login accounts with --user (root only when named); without it every job runs as its owner\'s own unprivileged uid',
+      group: "Job identities",
+    },
+    {
+      name: "uid-range",
+      type: "string",
+      value: "FIRST-LAST",
+      default: "2000000000-2000999999",
+      description:
+        "Uids (and gids) of the owners' own identities; ids that /etc/passwd or /etc/group use are skipped",
+      group: "Job identities",
+    },
+    {
+      name: "shim",
+      type: "string",
+      value: "PATH",
+      description:
+        "The startup helper telejob-shim (default: next to the server, embedded, or built from source)",
+      group: "Job identities",
+    },
   ],
   positionals: { max: 0 },
   details:
@@ -238,6 +270,12 @@ export interface ServerConfig {
   cgroupParent?: string;
   /** The resource budgets (`--max-connections`, `--fd-reserve`, ...). */
   budgets: BudgetConfig;
+  /** `--run-as`, every value. */
+  runAs: RunAsRule[];
+  /** `--uid-range`. */
+  uidRange: IdRange;
+  /** `--shim`. */
+  shimPath?: string;
 }
 
 /** The result of {@linkcode parseServerArgs}: a config, or help to print. */
@@ -401,6 +439,17 @@ async function serverConfigFrom(parsed: ParsedArgs): Promise<ParsedServerArgs> {
     throw new UsageError('Invalid --data-dir "": give a directory');
   }
   const cgroupParent = parsed.string("cgroup-parent");
+  const shimPath = parsed.string("shim");
+  let runAs: RunAsRule[];
+  let uidRange: IdRange;
+  try {
+    runAs = parsed.strings("run-as").map(parseRunAs);
+    uidRange = parseIdRange(
+      parsed.string("uid-range") ?? "2000000000-2000999999",
+    );
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   return {
     config: {
       address,
@@ -416,6 +465,9 @@ async function serverConfigFrom(parsed: ParsedArgs): Promise<ParsedServerArgs> {
         : parsePositive("max-jobs-per-user", max),
       cgroupParent: cgroupParent === "" ? undefined : cgroupParent,
       budgets: parseBudgets((name) => parsed.string(name)),
+      runAs,
+      uidRange,
+      shimPath: shimPath === "" ? undefined : shimPath,
     },
   };
 }

@@ -10,6 +10,7 @@ import { JobEngine } from "./jobs/mod.ts";
 import { startTelejobServer } from "./app.ts";
 import { parseServerArgs, UsageError } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { keyFileWarning } from "./jobs/layout.ts";
 import { checkDenoVersion, loadTlsMaterial, TlsConfigError } from "./tls.ts";
 import { versionText } from "../version/mod.ts";
 
@@ -90,6 +91,12 @@ export async function serverMain(
   }
 
   const logger = options.logger ?? createLogger();
+  // Loud, not fatal: the committed test certificates are world-readable.
+  const keyWarning = keyFileWarning(config.serverKey);
+  if (keyWarning !== undefined) {
+    console.error(`WARNING: ${keyWarning}`);
+    logger.event("insecure_key_file", { warning: keyWarning });
+  }
   let engine: JobEngine;
   let cgroups;
   try {
@@ -108,6 +115,9 @@ export async function serverMain(
       outputLimitBytes: config.outputLimitBytes,
       admins: config.admins,
       maxJobsPerUser: config.maxJobsPerUser,
+      runAs: config.runAs,
+      uidRange: config.uidRange,
+      shimPath: config.shimPath,
     });
   } catch (error) {
     return fail(

@@ -345,7 +345,21 @@ function checkStart(request: StartRequest): Parameters<Engine["start"]>[1] {
     env: request.env,
     cwd: request.cwd === "" ? undefined : request.cwd,
     limits: toEngineLimits(request.limits),
+    user: checkUser(request.user),
   };
+}
+
+function checkUser(user: string): string | undefined {
+  if (user === "") return undefined;
+  if (!/^[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,63}\$?$/.test(user)) {
+    throw invalid(
+      "user",
+      `${
+        JSON.stringify(user.slice(0, 64))
+      } is not a login name: use letters, digits, ".", "_", "-" and "@" (at most 64)`,
+    );
+  }
+  return user;
 }
 
 function checkGrace(request: StopRequest): number | undefined {
@@ -452,6 +466,9 @@ export function toProtoJob(job: JobInfo): Job {
       ioWriteBytes: job.usage.ioWriteBytes,
     },
     outputBytes: job.outputBytes,
+    account: job.account,
+    uid: job.uid,
+    startError: job.startError ?? "",
   };
 }
 
@@ -462,6 +479,8 @@ const JOB_ERROR_STATUS: Record<JobError["code"], grpc.status> = {
   failed_precondition: grpc.status.FAILED_PRECONDITION,
   invalid_argument: grpc.status.INVALID_ARGUMENT,
   not_found: grpc.status.NOT_FOUND,
+  permission_denied: grpc.status.PERMISSION_DENIED,
+  failed_precondition: grpc.status.FAILED_PRECONDITION,
   resource_exhausted: grpc.status.RESOURCE_EXHAUSTED,
   unavailable: grpc.status.UNAVAILABLE,
 };

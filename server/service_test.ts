@@ -77,8 +77,14 @@ Deno.test("toProtoJob carries every field of the engine's record", () => {
     limits: { cpu: 0.5, io: [{ major: 8, minor: 0, wbps: 100 }] },
     usage: { cpuUsec: 1, memoryPeakBytes: 2, ioReadBytes: 3, ioWriteBytes: 4 },
     outputBytes: 5,
+    account: "telejob-2000000000",
+    uid: 2000000000,
+    startError: "cannot enter the working directory",
   };
   const proto = toProtoJob(job);
+  assert.equal(proto.account, "telejob-2000000000");
+  assert.equal(proto.uid, 2000000000);
+  assert.equal(proto.startError, "cannot enter the working directory");
   assert.equal(proto.state, JobState.JOB_STATE_FINISHED);
   assert.equal(proto.exitCode, undefined);
   assert.equal(proto.signal, "SIGKILL");

@@ -200,6 +200,7 @@ Deno.test("telejob CLI against telejob-server over mutual TLS", async (t) => {
       "two clients following tail -f both see every line",
       async () => {
         const dir = await Deno.makeTempDir();
+        await Deno.chmod(dir, 0o755); // jobs run as their owner's own uid
         const file = join(dir, "appended.log");
         await Deno.writeTextFile(file, "");
         try {
@@ -283,6 +284,7 @@ Deno.test("telejob CLI against telejob-server over mutual TLS", async (t) => {
 
     await t.step("logs: binary output round-trips byte for byte", async () => {
       const dir = await Deno.makeTempDir();
+      await Deno.chmod(dir, 0o755); // jobs run as their owner's own uid
       try {
         // 1 MiB of random bytes: every byte value, no line structure.
         const blob = new Uint8Array(1 << 20);

@@ -20,6 +20,7 @@ async function release(fifo: string): Promise<void> {
 Deno.test("100 concurrent followers receive identical bytes", async () => {
   await withEngine(async (engine) => {
     const dir = await Deno.makeTempDir();
+    await Deno.chmod(dir, 0o755); // jobs run as their owner's own uid
     try {
       const fifo = `${dir}/go`;
       await mkfifo(fifo);
@@ -110,6 +111,7 @@ Deno.test("logs ends a follower on abort and releases its file", async () => {
 Deno.test("a follower can start at a tail or an offset of a running job", async () => {
   await withEngine(async (engine) => {
     const dir = await Deno.makeTempDir();
+    await Deno.chmod(dir, 0o755); // jobs run as their owner's own uid
     try {
       const fifo = `${dir}/go`;
       await mkfifo(fifo);

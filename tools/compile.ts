@@ -55,9 +55,10 @@ export const PROGRAMS: readonly Program[] = [
     name: "telejob-server",
     module: "server/main.ts",
     main: "serverMain",
-    // Nothing today: reflection's descriptors are compiled into
-    // proto/gen/descriptors.ts, a module.
-    include: [],
+    // The startup helper (built by shim/build.ts, which the compile task
+    // runs first), extracted at start-up (shim/mod.ts). Reflection's
+    // descriptors are a module (proto/gen/descriptors.ts).
+    include: ["out/telejob-shim"],
   },
 ];
 

@@ -5,6 +5,8 @@
  * @module
  */
 import { homedir } from "node:os";
+import { dirname } from "node:path";
+import { type Credentials, permits, unsearchable } from "./accounts.ts";
 import { JobError } from "./errors.ts";
 import type { StartRequest } from "./types.ts";
 
@@ -30,6 +32,15 @@ export interface ResolvedCommand {
 export interface ResolveOptions {
   /** HOME of the job's base environment (default: the server user's). */
   home?: string;
+  /** USER and LOGNAME of the job's base environment (unset by default). */
+  user?: string;
+  /** Working directory when the request names none (default `/`). */
+  defaultCwd?: string;
+  /**
+   * Who the job runs as: its working directory must be searchable and its
+   * command executable by them (checked before anything is created).
+   */
+  runAs?: Credentials & { name: string };
 }
 
 // POSIX portable names plus lower case, as shells accept them.
@@ -62,6 +73,10 @@ export function buildEnv(
     PATH: BASE_PATH,
     HOME: options.home ?? homedir(),
   };
+  if (options.user !== undefined) {
+    env.USER = options.user;
+    env.LOGNAME = options.user;
+  }
   for (const [i, entry] of (entries ?? []).entries()) {
     if (typeof entry !== "string") {
       throw invalid("env", `Env entry ${i + 1} is not a string`);
@@ -150,7 +165,7 @@ function resolve(
   const env = buildEnv(request.env, options);
 
   const cwd = request.cwd === undefined || request.cwd === ""
-    ? "/"
+    ? options.defaultCwd ?? "/"
     : request.cwd;
   if (typeof cwd !== "string") {
     throw invalid("cwd", "Working directory must be a string");
@@ -179,8 +194,43 @@ function resolve(
     );
   }
 
+  const who = options.runAs;
+  const blocked = who && unsearchable(cwd, who);
+  if (who && blocked) {
+    throw new JobError(
+      "failed_precondition",
+      `Working directory ${
+        JSON.stringify(cwd)
+      } cannot be entered by ${who.name} (uid ${who.uid}), the account the job runs as: ${blocked} is not searchable by it. Pick a directory it may enter, or leave --cwd out to use its home`,
+      "cwd",
+    );
+  }
   const program = lookPath(command, env.PATH, cwd);
+  if (who) checkRunnable(program, who);
   return { program, command, args: [...args], env, cwd };
+}
+
+function checkRunnable(
+  program: string,
+  who: Credentials & { name: string },
+): void {
+  const blocked = unsearchable(dirname(program), who);
+  let info: Deno.FileInfo | undefined;
+  try {
+    info = Deno.statSync(program);
+  } catch {
+    // lookPath found it a moment ago; the exec will report it if it went.
+  }
+  if (blocked === undefined && (!info || permits(info, who, 1))) return;
+  throw new JobError(
+    "failed_precondition",
+    `Command ${program} cannot be run by ${who.name} (uid ${who.uid}), the account the job runs as: ${
+      blocked === undefined
+        ? "it has no execute permission for it"
+        : `${blocked} is not searchable by it`
+    }`,
+    "command",
+  );
 }
 
 function lookPath(command: string, path: string, cwd: string): string {

@@ -8,8 +8,21 @@ import { statfsSync } from "node:fs";
 import type { CgroupDriver, JobCgroup, Limits } from "../../cgroup/types.ts";
 import { effectiveLimits } from "../../cgroup/limits.ts";
 import { emptyUsage } from "../../cgroup/types.ts";
-import { shimCommand } from "../../cgroup/shim.ts";
+import {
+  SHIM_FAILURE_EXIT_CODE,
+  SHIM_FAILURE_PREFIX,
+  shimCommand,
+} from "../../cgroup/shim.ts";
+import { locateShim } from "../../shim/mod.ts";
+import { unsearchable } from "./accounts.ts";
 import { resolveCommand } from "./command.ts";
+import {
+  Identities,
+  type Identity,
+  type IdRange,
+  type RunAsRule,
+} from "./identity.ts";
+import { prepareDataDir, protectStore } from "./layout.ts";
 import { JobError, jobNotFound } from "./errors.ts";
 import { OutputDir, readOutput } from "./output.ts";
 import { JobStore, type ListPage } from "./store.ts";
@@ -35,6 +48,12 @@ export interface EngineOptions {
   admins?: string[];
   /** Maximum running jobs per user (default unlimited). */
   maxJobsPerUser?: number;
+  /** Which owners may run jobs as which login accounts (`--run-as`). */
+  runAs?: readonly RunAsRule[];
+  /** Range of the owners' default identities (`--uid-range`). */
+  uidRange?: IdRange;
+  /** Path of the startup helper (`--shim`); found or built when absent. */
+  shimPath?: string;
 }
 
 /** Default per-job output cap: 1 GiB. */
@@ -229,6 +248,31 @@ function dataDirFull(): JobError {
  */
 export const MIN_FREE_BYTES = 1024 * 1024;
 
+/**
+ * The startup shim's own failure line, when the job's exit code 125 came
+ * from the shim (which then wrote only that line) and not from the command.
+ */
+function shimFailure(outputPath: string): string | undefined {
+  let head: string;
+  try {
+    const file = Deno.openSync(outputPath);
+    try {
+      const buffer = new Uint8Array(4096);
+      const n = file.readSync(buffer) ?? 0;
+      head = new TextDecoder().decode(buffer.subarray(0, n));
+    } finally {
+      file.close();
+    }
+  } catch {
+    return undefined;
+  }
+  if (!head.startsWith(SHIM_FAILURE_PREFIX) || !head.endsWith("\n")) {
+    return undefined;
+  }
+  const line = head.slice(SHIM_FAILURE_PREFIX.length, -1);
+  return line.includes("\n") ? undefined : line;
+}
+
 /** Signals the job's main process; a no-op once it has been reaped. */
 function signalMain(job: RunningJob, signal: Deno.Signal): void {
   try {
@@ -268,11 +312,15 @@ async function settle<T>(
  *   malformed id is `invalid_argument` on field `id`.
  * - A job of another owner behaves exactly like a missing job: the same
  *   `not_found` error ({@linkcode jobNotFound}). Admins see and stop every job.
- * - A job runs in its own cgroup `telejob-<instance>-<id>`; the `/bin/sh` startup shim
- *   moves itself into that cgroup, points stdout and stderr at one
- *   append-mode fd on the job's output file, and execs the command, so the
- *   user's code never runs outside its limits. The job leads its own session
- *   (setsid(1) at the end of the shim), gets a clean environment and stdin from /dev/null.
+ * - A job runs in its own cgroup `telejob-<instance>-<id>` as the identity
+ *   the policy gives it (`identity.ts`); the static startup shim
+ *   (`shim/telejob_shim.c`) points stdout and stderr at one append-mode fd
+ *   on the job's output file, moves itself into that cgroup, starts a
+ *   session, drops to the identity (no capabilities, `no_new_privs`), closes
+ *   every other fd, enters the working directory and execs the command with
+ *   the job's clean environment, so the user's code never runs outside its
+ *   limits or with the server's privileges. A shim failure (exit 125 and its
+ *   own line in the output) is recorded as the job's `startError`.
  * - A job ends when its main process exits. Then, like systemd's
  *   `KillMode=control-group`, whatever is left in its cgroup is killed; the
  *   OOM-kill counter and usage are read before the cgroup is removed; the
@@ -296,6 +344,8 @@ export class JobEngine {
   #admins: Set<string>;
   #maxJobsPerUser: number | undefined;
   #output!: OutputDir;
+  #identities: Identities;
+  #shim!: string;
   #running = new Map<string, RunningJob>();
   /** Ends and removals the store refused (disk full), retried until taken. */
   #pending!: PendingWrites;
@@ -320,6 +370,11 @@ export class JobEngine {
     this.#outputLimit = outputLimit;
     this.#admins = new Set(options.admins ?? []);
     this.#maxJobsPerUser = options.maxJobsPerUser;
+    this.#identities = new Identities(store, {
+      runAs: options.runAs,
+      uidRange: options.uidRange,
+      homeRoot: `${options.dataDir}/home`,
+    });
   }
 
   /**
@@ -346,11 +401,17 @@ export class JobEngine {
         `Max jobs per user ${max} is not valid: give a positive whole number`,
       );
     }
-    await Deno.mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+    await prepareDataDir(options.dataDir);
+    const shim = await locateShim({
+      path: options.shimPath,
+      dataDir: options.dataDir,
+    });
     const store = JobStore.open(`${options.dataDir}/jobs.db`);
     let engine: JobEngine | undefined;
     try {
+      await protectStore(`${options.dataDir}/jobs.db`);
       engine = new JobEngine(store, options, outputLimit);
+      engine.#shim = shim;
       await engine.#recover(`${options.dataDir}/output`);
       engine.#output = await OutputDir.open(`${options.dataDir}/output`, {
         onChange: (id) => engine!.#onOutputChange(id),
@@ -523,7 +584,15 @@ export class JobEngine {
 
   async #start(user: string, request: StartRequest): Promise<JobInfo> {
     this.#checkAccepting();
-    const resolved = await resolveCommand(request);
+    const identity = this.#identities.resolve(user, request.user);
+    const resolved = await resolveCommand(request, {
+      home: identity.home,
+      user: identity.name,
+      defaultCwd: unsearchable(identity.home, identity) === undefined
+        ? identity.home
+        : "/",
+      runAs: identity,
+    });
     const limits = effectiveLimits(request.limits ?? {}, this.#limits);
     this.#checkAccepting();
 
@@ -548,6 +617,8 @@ export class JobEngine {
         cwd: resolved.cwd,
         startedAt,
         limits,
+        account: identity.name,
+        uid: identity.uid,
       });
       const outputPath = this.#output.path(id);
       this.#output.create(id);
@@ -555,14 +626,18 @@ export class JobEngine {
       cgroup = await this.#cgroups.create(this.#cgroupPrefix + id, limits);
       this.#store.setCgroupPaths(id, cgroup.paths);
       const shim = shimCommand(resolved.program, resolved.args, {
+        shim: this.#shim,
         procsFiles: cgroup.procsFiles,
         outputPath,
+        cwd: resolved.cwd,
+        env: resolved.env,
+        runAs: identity,
       });
+      // The shim starts with an empty environment: the job's reaches only
+      // its final exec, after the cgroup and the identity are in force.
       const child = new Deno.Command(shim.program, {
         args: shim.args,
-        cwd: resolved.cwd,
         clearEnv: true,
-        env: resolved.env,
         stdin: "null",
         stdout: "null",
         stderr: "null",
@@ -583,6 +658,8 @@ export class JobEngine {
         limits,
         usage: emptyUsage(),
         outputBytes: 0,
+        account: identity.name,
+        uid: identity.uid,
       };
       let resolveEnded!: (info: JobInfo) => void;
       const job: RunningJob = {
@@ -684,7 +761,11 @@ export class JobEngine {
 
     info.state = "finished";
     info.endedAt = endedAt;
+    const startError = status?.code === SHIM_FAILURE_EXIT_CODE && !status.signal
+      ? shimFailure(this.#output.path(id))
+      : undefined;
     if (status?.signal) info.signal = status.signal;
+    else if (startError !== undefined) info.startError = startError;
     else if (status) info.exitCode = status.code;
     info.oomKilled = (ooms ?? 0) > 0;
     info.outputLimitReached ||= limitReached;

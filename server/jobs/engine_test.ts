@@ -130,6 +130,8 @@ Deno.test("stdout and stderr interleave as on a terminal", async () => {
 Deno.test("a job sees a clean env, its cwd, stdin /dev/null and its own session", async () => {
   await withEngine(async (engine) => {
     const dir = await Deno.realPath(await Deno.makeTempDir());
+    // alice's job runs as her own unprivileged uid: it must be let in.
+    await Deno.chmod(dir, 0o755);
     try {
       const job = await engine.start("alice", {
         command: "sh",
@@ -154,7 +156,17 @@ Deno.test("a job sees a clean env, its cwd, stdin /dev/null and its own session"
       assert.equal(sid, pid, "the job leads its own session");
       for (const name of names.trim().split(" ")) {
         assert.ok(
-          ["FOO", "HOME", "PATH", "PWD", "SHLVL", "_", "OLDPWD"].includes(name),
+          [
+            "FOO",
+            "HOME",
+            "PATH",
+            "PWD",
+            "SHLVL",
+            "_",
+            "OLDPWD",
+            "USER",
+            "LOGNAME",
+          ].includes(name),
           name,
         );
       }
@@ -167,6 +179,7 @@ Deno.test("a job sees a clean env, its cwd, stdin /dev/null and its own session"
 Deno.test("random binary output round-trips exactly", async () => {
   await withEngine(async (engine) => {
     const dir = await Deno.makeTempDir();
+    await Deno.chmod(dir, 0o755); // jobs run as their owner's own uid
     try {
       const blob = new Uint8Array(1024 * 1024);
       for (let i = 0; i < blob.length; i += 65536) {

@@ -10,6 +10,8 @@ export type JobErrorCode =
   | "failed_precondition"
   | "invalid_argument"
   | "not_found"
+  | "permission_denied"
+  | "failed_precondition"
   | "resource_exhausted"
   | "unavailable";
 

@@ -53,6 +53,8 @@ export class OutputDir {
     options: OutputDirOptions = {},
   ): Promise<OutputDir> {
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    // Root's alone: jobs run as other uids and must not read others' output.
+    await Deno.chmod(dir, 0o700);
     return new OutputDir(await Deno.realPath(dir), options);
   }
 

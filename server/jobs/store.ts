@@ -13,10 +13,12 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { JobInfo, Limits, Usage } from "./types.ts";
 
 /** What a new job's row holds; the store assigns the id. */
-export type NewJob = Pick<
-  JobInfo,
-  "owner" | "command" | "args" | "cwd" | "startedAt" | "limits"
->;
+export type NewJob =
+  & Pick<
+    JobInfo,
+    "owner" | "command" | "args" | "cwd" | "startedAt" | "limits"
+  >
+  & Partial<Pick<JobInfo, "account" | "uid">>;
 
 /** How a job ended, written once when it has. */
 export type JobEnd = Pick<
@@ -31,6 +33,7 @@ export type JobEnd = Pick<
   | "outputLimitReached"
   | "usage"
   | "outputBytes"
+  | "startError"
 >;
 
 /** Which part of the list {@linkcode JobStore.list} returns. */
@@ -76,7 +79,19 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, id);
 CREATE INDEX IF NOT EXISTS jobs_running ON jobs (state) WHERE state = 'running';
+CREATE TABLE IF NOT EXISTS identities (
+  owner TEXT PRIMARY KEY,
+  uid INTEGER NOT NULL UNIQUE
+);
 `;
+
+// Columns added after the first release: added to an existing jobs.db when
+// missing. Rows from before them ran as root, which is what NULL reads as.
+const ADDED_COLUMNS: Record<string, string> = {
+  account: "TEXT",
+  uid: "INTEGER",
+  start_error: "TEXT",
+};
 
 const ZERO_USAGE: Usage = {
   cpuUsec: 0,
@@ -120,7 +135,10 @@ function toInfo(row: Row): JobInfo {
     limits: JSON.parse(row.limits as string) as Limits,
     usage: { ...ZERO_USAGE, ...JSON.parse(row.usage as string) as Usage },
     outputBytes: row.output_bytes as number,
+    account: (row.account as string | null) ?? "root",
+    uid: (row.uid as number | null) ?? 0,
   };
+  if (row.start_error != null) info.startError = row.start_error as string;
   if (row.ended_at !== null) info.endedAt = new Date(row.ended_at as number);
   if (row.exit_code !== null) info.exitCode = row.exit_code as number;
   if (row.signal !== null) info.signal = row.signal as string;
@@ -144,14 +162,14 @@ export class JobStore {
   private constructor(db: DatabaseSync) {
     this.#db = db;
     this.#insert = db.prepare(
-      `INSERT INTO jobs (owner, command, args, cwd, state, started_at, limits, usage)
-       VALUES (?, ?, ?, ?, 'running', ?, ?, ?)`,
+      `INSERT INTO jobs (owner, command, args, cwd, state, started_at, limits, usage, account, uid)
+       VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)`,
     );
     this.#finish = db.prepare(
       `UPDATE jobs SET state = 'finished', ended_at = ?, exit_code = ?,
          signal = ?, oom_killed = ?, stopped = ?, stopped_by = ?,
          lost_in_restart = ?, output_limit_reached = ?, usage = ?,
-         output_bytes = ?
+         output_bytes = ?, start_error = ?
        WHERE id = ?`,
     );
     this.#get = db.prepare("SELECT * FROM jobs WHERE id = ?");
@@ -198,6 +216,9 @@ export class JobStore {
       }
       db.exec(SCHEMA);
       addColumn(db, "jobs", "cgroup_paths", "TEXT");
+      for (const [name, type] of Object.entries(ADDED_COLUMNS)) {
+        addColumn(db, "jobs", name, type);
+      }
       db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       return new JobStore(db);
     } catch (error) {
@@ -232,6 +253,26 @@ export class JobStore {
     return id;
   }
 
+  /** The uid allocated to `owner`'s default identity, if any. */
+  identityUid(owner: string): number | undefined {
+    const row = this.#db.prepare("SELECT uid FROM identities WHERE owner = ?")
+      .get(owner) as { uid: number } | undefined;
+    return row?.uid;
+  }
+
+  /** Every uid allocated to a default identity. */
+  identityUids(): number[] {
+    return (this.#db.prepare("SELECT uid FROM identities").all() as {
+      uid: number;
+    }[]).map((row) => row.uid);
+  }
+
+  /** Records `uid` as `owner`'s default identity, for good. */
+  addIdentity(owner: string, uid: number): void {
+    this.#db.prepare("INSERT INTO identities (owner, uid) VALUES (?, ?)")
+      .run(owner, uid);
+  }
+
   /**
    * Records a new running job and returns its id; throws when the record
    * was not committed. (Not `INSERT ... RETURNING` through `get()`: that
@@ -247,6 +288,8 @@ export class JobStore {
       job.startedAt.getTime(),
       JSON.stringify(job.limits),
       JSON.stringify(ZERO_USAGE),
+      job.account ?? "root",
+      job.uid ?? 0,
     );
     return String(lastInsertRowid);
   }
@@ -264,6 +307,7 @@ export class JobStore {
       end.outputLimitReached ? 1 : 0,
       JSON.stringify(end.usage),
       end.outputBytes,
+      end.startError ?? null,
       Number(id),
     );
   }

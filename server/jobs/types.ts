@@ -15,10 +15,15 @@ export interface StartRequest {
   args?: string[];
   /** Extra environment, `KEY=VALUE` entries, added to the job's base env. */
   env?: string[];
-  /** Working directory (absolute); `/` when absent. */
+  /** Working directory (absolute); the identity's home when absent. */
   cwd?: string;
   /** Per-job limits; each may only be tighter than the server's. */
   limits?: Limits;
+  /**
+   * Login account to run as; the server's `--run-as` policy must allow it.
+   * Empty or absent: the owner's own unprivileged identity.
+   */
+  user?: string;
 }
 
 /** Whether the job's processes may still be running. */
@@ -56,6 +61,15 @@ export interface JobInfo {
   usage: Usage;
   /** Bytes of output kept so far. */
   outputBytes: number;
+  /** The Unix account the job runs as (`telejob-<uid>` for a default identity). */
+  account: string;
+  /** Its uid. */
+  uid: number;
+  /**
+   * Why the job never ran its command (the startup shim failed: a working
+   * directory it could not enter, a command it could not execute, ...).
+   */
+  startError?: string;
 }
 
 /** Options of `logs`. */

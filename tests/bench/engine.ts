@@ -11,6 +11,8 @@ import {
   shimCommand,
 } from "../../cgroup/mod.ts";
 import { JobEngine, type JobInfo } from "../../server/jobs/mod.ts";
+import { buildShim } from "../../shim/build.ts";
+import { DEFAULT_UID_RANGE } from "../../server/jobs/identity.ts";
 import { resolveCommand } from "../../server/jobs/command.ts";
 import { JobStore } from "../../server/jobs/store.ts";
 import type { Limits } from "../../cgroup/types.ts";
@@ -805,6 +807,13 @@ async function measureStartParts(
   }
 }
 
+/** The shim floor runs as a default identity would: unprivileged. */
+const BENCH_IDENTITY = {
+  uid: DEFAULT_UID_RANGE.first,
+  gid: DEFAULT_UID_RANGE.first,
+  groups: [],
+};
+
 /**
  * The floor of a job start that no engine can beat: the real startup shim
  * (cgroup.procs writes, output redirection, setsid, exec) spawned from this
@@ -818,15 +827,21 @@ async function measureShimFloor(
   console.error("engine: the startup shim alone (no engine)");
   const cg = await driver.create("bench-shim", {});
   const undo = ctx.cleanup.defer("remove the shim cgroup", () => cg.remove());
-  const shim = shimCommand("/bin/true", [], {
-    procsFiles: cg.procsFiles,
+  const shimPath = await buildShim();
+  const shimOptions = {
+    shim: shimPath,
     outputPath: `${ctx.workDir}/shim.out`,
+    cwd: "/",
+    env: { PATH: "/usr/bin:/bin" },
+    runAs: BENCH_IDENTITY,
+  };
+  const shim = shimCommand("/bin/true", [], {
+    ...shimOptions,
+    procsFiles: cg.procsFiles,
   });
   const cmd = new Deno.Command(shim.program, {
     args: shim.args,
     clearEnv: true,
-    env: { PATH: "/usr/bin:/bin" },
-    cwd: "/",
     stdin: "null",
     stdout: "null",
     stderr: "null",
@@ -850,14 +865,12 @@ async function measureShimFloor(
   const life = async () => {
     const job = await driver.create(`bench-life-${n++}`, {});
     const s = shimCommand("/bin/true", [], {
+      ...shimOptions,
       procsFiles: job.procsFiles,
-      outputPath: `${ctx.workDir}/shim.out`,
     });
     await new Deno.Command(s.program, {
       args: s.args,
       clearEnv: true,
-      env: { PATH: "/usr/bin:/bin" },
-      cwd: "/",
       stdin: "null",
       stdout: "null",
       stderr: "null",
@@ -872,7 +885,8 @@ async function measureShimFloor(
   await cg.remove();
   const lifeRate = lives.results.length / (lives.elapsedMs / 1000);
   floors["engine.floor_life.rate"] = lifeRate;
-  const detail = `${shim.program} shim of cgroup/shim.ts for /bin/true into ` +
+  const detail = `telejob-shim (cgroup/shim.ts) for /bin/true as uid ` +
+    `${BENCH_IDENTITY.uid} into ` +
     `one cgroup (${cg.procsFiles.length} cgroup.procs writes), no engine`;
   rec.add({
     key: "engine.floor_shim.exit.p50",

@@ -57,7 +57,7 @@ export function startJob(
 ): Promise<string> {
   return new Promise((resolve, reject) =>
     client.start(
-      { command, args, env: [], cwd: "", limits: undefined },
+      { command, args, env: [], cwd: "", limits: undefined, user: "" },
       (error, response) => error ? reject(error) : resolve(response.id),
     )
   );

@@ -147,10 +147,17 @@ export interface StartRequest {
   args: string[];
   /** KEY=VALUE entries added to the job's base environment. */
   env: string[];
-  /** Absolute working directory; "/" when empty. */
+  /** Absolute working directory; the account's home when empty. */
   cwd: string;
   /** Per-job limits; each may only be tighter than the server's. */
-  limits: Limits | undefined;
+  limits:
+    | Limits
+    | undefined;
+  /**
+   * Login account to run as; the server's --run-as policy must allow it.
+   * Empty: the owner's own unprivileged identity.
+   */
+  user: string;
 }
 
 export interface StartResponse {
@@ -230,6 +237,17 @@ export interface Job {
   limits: Limits | undefined;
   usage: Usage | undefined;
   outputBytes: number;
+  /**
+   * The Unix account the job runs as ("telejob-<uid>" for an owner's own
+   * identity) and its uid.
+   */
+  account: string;
+  uid: number;
+  /**
+   * Set when the command never ran: the startup shim failed (a working
+   * directory or command the account cannot use, ...); no exit code then.
+   */
+  startError: string;
 }
 
 function createBaseLimits(): Limits {
@@ -636,7 +654,7 @@ export const Usage: MessageFns<Usage> = {
 };
 
 function createBaseStartRequest(): StartRequest {
-  return { command: "", args: [], env: [], cwd: "", limits: undefined };
+  return { command: "", args: [], env: [], cwd: "", limits: undefined, user: "" };
 }
 
 export const StartRequest: MessageFns<StartRequest> = {
@@ -655,6 +673,9 @@ export const StartRequest: MessageFns<StartRequest> = {
     }
     if (message.limits !== undefined) {
       Limits.encode(message.limits, writer.uint32(42).fork()).join();
+    }
+    if (message.user !== "") {
+      writer.uint32(50).string(message.user);
     }
     return writer;
   },
@@ -712,6 +733,14 @@ export const StartRequest: MessageFns<StartRequest> = {
             message.limits = Limits.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -731,6 +760,7 @@ export const StartRequest: MessageFns<StartRequest> = {
       env: globalThis.Array.isArray(object?.env) ? object.env.map((e: any) => globalThis.String(e)) : [],
       cwd: isSet(object.cwd) ? globalThis.String(object.cwd) : "",
       limits: isSet(object.limits) ? Limits.fromJSON(object.limits) : undefined,
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
     };
   },
 
@@ -751,6 +781,9 @@ export const StartRequest: MessageFns<StartRequest> = {
     if (message.limits !== undefined) {
       obj.limits = Limits.toJSON(message.limits);
     }
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
     return obj;
   },
 
@@ -766,6 +799,7 @@ export const StartRequest: MessageFns<StartRequest> = {
     message.limits = (object.limits !== undefined && object.limits !== null)
       ? Limits.fromPartial(object.limits)
       : undefined;
+    message.user = object.user ?? "";
     return message;
   },
 };
@@ -1527,6 +1561,9 @@ function createBaseJob(): Job {
     limits: undefined,
     usage: undefined,
     outputBytes: 0,
+    account: "",
+    uid: 0,
+    startError: "",
   };
 }
 
@@ -1585,6 +1622,15 @@ export const Job: MessageFns<Job> = {
     }
     if (message.outputBytes !== 0) {
       writer.uint32(144).uint64(message.outputBytes);
+    }
+    if (message.account !== "") {
+      writer.uint32(154).string(message.account);
+    }
+    if (message.uid !== 0) {
+      writer.uint32(160).uint32(message.uid);
+    }
+    if (message.startError !== "") {
+      writer.uint32(170).string(message.startError);
     }
     return writer;
   },
@@ -1746,6 +1792,30 @@ export const Job: MessageFns<Job> = {
             message.outputBytes = longToNumber(reader.uint64());
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.account = reader.string();
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.uid = reader.uint32();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.startError = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1810,6 +1880,13 @@ export const Job: MessageFns<Job> = {
         : isSet(object.output_bytes)
         ? globalThis.Number(object.output_bytes)
         : 0,
+      account: isSet(object.account) ? globalThis.String(object.account) : "",
+      uid: isSet(object.uid) ? globalThis.Number(object.uid) : 0,
+      startError: isSet(object.startError)
+        ? globalThis.String(object.startError)
+        : isSet(object.start_error)
+        ? globalThis.String(object.start_error)
+        : "",
     };
   },
 
@@ -1869,6 +1946,15 @@ export const Job: MessageFns<Job> = {
     if (message.outputBytes !== 0) {
       obj.outputBytes = Math.round(message.outputBytes);
     }
+    if (message.account !== "") {
+      obj.account = message.account;
+    }
+    if (message.uid !== 0) {
+      obj.uid = Math.round(message.uid);
+    }
+    if (message.startError !== "") {
+      obj.startError = message.startError;
+    }
     return obj;
   },
 
@@ -1897,6 +1983,9 @@ export const Job: MessageFns<Job> = {
       : undefined;
     message.usage = (object.usage !== undefined && object.usage !== null) ? Usage.fromPartial(object.usage) : undefined;
     message.outputBytes = object.outputBytes ?? 0;
+    message.account = object.account ?? "";
+    message.uid = object.uid ?? 0;
+    message.startError = object.startError ?? "";
     return message;
   },
 };
