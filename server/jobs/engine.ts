@@ -16,12 +16,7 @@ import {
 import { locateShim } from "../../shim/mod.ts";
 import { unsearchable } from "./accounts.ts";
 import { resolveCommand } from "./command.ts";
-import {
-  Identities,
-  type Identity,
-  type IdRange,
-  type RunAsRule,
-} from "./identity.ts";
+import { Identities, type IdRange, type RunAsRule } from "./identity.ts";
 import { prepareDataDir, protectStore } from "./layout.ts";
 import { JobError, jobNotFound } from "./errors.ts";
 import { OutputDir, readOutput } from "./output.ts";
