@@ -85,7 +85,7 @@ Deno.test("usage errors: one line, exit 2, nothing on stdout", async () => {
     [
       ["list", "-o", "yaml"],
       {},
-      /^Invalid --output "yaml": use table or json$/,
+      /^Invalid --output "yaml": use table, wide or json$/,
     ],
     [
       ["list"],

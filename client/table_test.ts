@@ -170,4 +170,24 @@ Deno.test("tables escape every hidden, control and bidi character", () => {
   const json = jobJson(job({ owner: "ad\u200bmin", args: ["\u202e"] }));
   assert.equal(json.owner, "ad\u200bmin");
   assert.deepEqual(json.args, ["\u202e"]);
+
+Deno.test("USER and UID columns only with --output wide; not-started jobs", () => {
+  const jobs = [
+    job({ exitCode: 0, account: "telejob-2000000000", uid: 2000000000 }),
+    job({ id: "2", account: "nobody", uid: 65534, startError: "cannot run x" }),
+  ];
+  assert.equal(
+    jobTable(jobs, { ...utc, wide: true }),
+    "ID  COMMAND    STATE   STARTED   STOPPED   EXIT         USER                UID\n" +
+      "1   sleep 100  exited  10:29:24  10:30:10  0            telejob-2000000000  2000000000\n" +
+      "2   sleep 100  exited  10:29:24  10:30:10  not-started  nobody              65534\n",
+  );
+  assert.ok(
+    jobTable(jobs, utc).startsWith(
+      "ID  COMMAND    STATE   STARTED   STOPPED   EXIT\n",
+    ),
+  );
+  assert.equal(jobJson(jobs[1]).startError, "cannot run x");
+  assert.equal(jobJson(jobs[0]).startError, null);
+  assert.equal(jobJson(jobs[1]).uid, 65534);
 });

@@ -66,6 +66,8 @@ Deno.test("JobStore keeps records across reopening", async () => {
       limits: { cpu: 0.5, io: [{ major: 7, minor: 0, rbps: 1000 }] },
       usage,
       outputBytes: 99,
+      account: "root",
+      uid: 0,
     });
     assert.deepEqual(store.running().map((j) => j.id), ["2"]);
     assert.deepEqual(store.list().map((j) => j.id), ["1", "2"]);
@@ -140,6 +142,64 @@ Deno.test("JobStore refuses a second holder of the same database", async () => {
     }
     // Once released, it opens again.
     JobStore.open(`${dir}/jobs.db`, { busyTimeoutMs: 0 }).close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a jobs.db from before identities gains their columns; old jobs read as root", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/jobs.db`;
+    const { DatabaseSync } = await import("node:sqlite");
+    const old = new DatabaseSync(path);
+    old.exec(`CREATE TABLE jobs (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL,
+      command TEXT NOT NULL, args TEXT NOT NULL, cwd TEXT NOT NULL,
+      state TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER,
+      exit_code INTEGER, signal TEXT, oom_killed INTEGER NOT NULL DEFAULT 0,
+      stopped INTEGER NOT NULL DEFAULT 0, stopped_by TEXT,
+      lost_in_restart INTEGER NOT NULL DEFAULT 0,
+      output_limit_reached INTEGER NOT NULL DEFAULT 0, limits TEXT NOT NULL,
+      usage TEXT NOT NULL, output_bytes INTEGER NOT NULL DEFAULT 0);
+      INSERT INTO jobs (owner, command, args, cwd, state, started_at, limits, usage)
+      VALUES ('alice', 'true', '[]', '/', 'finished', 1, '{}', '{}');`);
+    old.close();
+    for (let i = 0; i < 2; i++) {
+      const store = JobStore.open(path); // twice: the upgrade is idempotent
+      const job = store.get("1")!;
+      assert.equal(job.account, "root");
+      assert.equal(job.uid, 0);
+      store.close();
+    }
+    const store = JobStore.open(path);
+    const id = store.insert({
+      owner: "bob",
+      command: "x",
+      args: [],
+      cwd: "/",
+      startedAt: new Date(),
+      limits: {},
+      account: "telejob-2000000000",
+      uid: 2000000000,
+    });
+    store.finish(id, {
+      oomKilled: false,
+      stopped: false,
+      lostInRestart: false,
+      outputLimitReached: false,
+      usage,
+      outputBytes: 0,
+      startError: "cannot run x",
+    });
+    const job = store.get(id)!;
+    assert.equal(job.account, "telejob-2000000000");
+    assert.equal(job.uid, 2000000000);
+    assert.equal(job.startError, "cannot run x");
+    store.addIdentity("bob", 2000000000);
+    assert.equal(store.identityUid("bob"), 2000000000);
+    assert.deepEqual(store.identityUids(), [2000000000]);
+    store.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
