@@ -345,7 +345,7 @@ function checkStart(request: StartRequest): Parameters<Engine["start"]>[1] {
     env: request.env,
     cwd: request.cwd === "" ? undefined : request.cwd,
     limits: toEngineLimits(request.limits),
-    user: checkUser(request.user),
+    user: checkUser(request.user ?? ""),
   };
 }
 

@@ -157,7 +157,7 @@ export interface StartRequest {
    * Login account to run as; the server's --run-as policy must allow it.
    * Empty: the owner's own unprivileged identity.
    */
-  user: string;
+  user?: string | undefined;
 }
 
 export interface StartResponse {
@@ -654,7 +654,7 @@ export const Usage: MessageFns<Usage> = {
 };
 
 function createBaseStartRequest(): StartRequest {
-  return { command: "", args: [], env: [], cwd: "", limits: undefined, user: "" };
+  return { command: "", args: [], env: [], cwd: "", limits: undefined, user: undefined };
 }
 
 export const StartRequest: MessageFns<StartRequest> = {
@@ -674,7 +674,7 @@ export const StartRequest: MessageFns<StartRequest> = {
     if (message.limits !== undefined) {
       Limits.encode(message.limits, writer.uint32(42).fork()).join();
     }
-    if (message.user !== "") {
+    if (message.user !== undefined) {
       writer.uint32(50).string(message.user);
     }
     return writer;
@@ -760,7 +760,7 @@ export const StartRequest: MessageFns<StartRequest> = {
       env: globalThis.Array.isArray(object?.env) ? object.env.map((e: any) => globalThis.String(e)) : [],
       cwd: isSet(object.cwd) ? globalThis.String(object.cwd) : "",
       limits: isSet(object.limits) ? Limits.fromJSON(object.limits) : undefined,
-      user: isSet(object.user) ? globalThis.String(object.user) : "",
+      user: isSet(object.user) ? globalThis.String(object.user) : undefined,
     };
   },
 
@@ -781,7 +781,7 @@ export const StartRequest: MessageFns<StartRequest> = {
     if (message.limits !== undefined) {
       obj.limits = Limits.toJSON(message.limits);
     }
-    if (message.user !== "") {
+    if (message.user !== undefined) {
       obj.user = message.user;
     }
     return obj;
@@ -799,7 +799,7 @@ export const StartRequest: MessageFns<StartRequest> = {
     message.limits = (object.limits !== undefined && object.limits !== null)
       ? Limits.fromPartial(object.limits)
       : undefined;
-    message.user = object.user ?? "";
+    message.user = object.user ?? undefined;
     return message;
   },
 };
