@@ -32,7 +32,7 @@ async function withIdentities(
   work: (
     open: (range?: { first: number; last: number }) => Identities,
     dir: string,
-  ) => Promise<void>,
+  ) => void | Promise<void>,
 ): Promise<void> {
   const dir = await Deno.makeTempDir();
   const store = JobStore.open(`${dir}/jobs.db`);
@@ -71,7 +71,7 @@ Deno.test("owners get distinct, stable identities with private homes", async () 
 });
 
 Deno.test("allocation skips ids the host uses and says when the range is full", async () => {
-  await withIdentities(async (open) => {
+  await withIdentities((open) => {
     // 65534 is nobody's (and nogroup's) on Debian.
     const identities = open({ first: 65534, last: 65535 });
     assert.equal(identities.resolve("alice", undefined).uid, 65535);
@@ -85,7 +85,7 @@ Deno.test("allocation skips ids the host uses and says when the range is full", 
 });
 
 Deno.test("accounts only where the policy names them, root included", async () => {
-  await withIdentities(async (open) => {
+  await withIdentities((open) => {
     const identities = open();
     assert.equal(identities.resolve("alice", "nobody").uid, 65534);
     assert.equal(identities.resolve("bob", "daemon").name, "daemon");
