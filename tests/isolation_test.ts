@@ -501,3 +501,28 @@ Deno.test("jobs are isolated from other owners, the server and their limits", as
     await Deno.remove(keyDir, { recursive: true });
   }
 });
+
+Deno.test("a server key that others can read is warned about loudly at start-up", async () => {
+  // The committed test key is world-readable (git keeps no modes but x).
+  const key = await Deno.makeTempFile({ prefix: "telejob-key-" });
+  await Deno.copyFile(join(TESTDATA, "server.key"), key);
+  await Deno.chmod(key, 0o644);
+  const server = await startServer({ args: ["--server-key", key] });
+  try {
+    assert.ok(
+      server.lines.some((line) =>
+        line.startsWith(
+          `WARNING: The server key ${key} can be read by group or others (mode 0644)`,
+        )
+      ),
+      server.lines.join("\n"),
+    );
+    const event = server.logs().find((entry) =>
+      entry.event === "insecure_key_file"
+    );
+    assert.match(String(event?.warning), /chmod 600/);
+  } finally {
+    await server.stop();
+    await Deno.remove(key);
+  }
+});
