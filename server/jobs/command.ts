@@ -34,7 +34,10 @@ export interface ResolveOptions {
   home?: string;
   /** USER and LOGNAME of the job's base environment (unset by default). */
   user?: string;
-  /** Working directory when the request names none (default `/`). */
+  /**
+   * Working directory when the request names none (default `/`), already
+   * known to be enterable by `runAs`.
+   */
   defaultCwd?: string;
   /**
    * Who the job runs as: its working directory must be searchable and its
@@ -195,7 +198,8 @@ function resolve(
   }
 
   const who = options.runAs;
-  const blocked = who && unsearchable(cwd, who);
+  const explicit = request.cwd !== undefined && request.cwd !== "";
+  const blocked = who && explicit && unsearchable(cwd, who);
   if (who && blocked) {
     throw new JobError(
       "failed_precondition",

@@ -14,7 +14,6 @@ import {
   shimCommand,
 } from "../../cgroup/shim.ts";
 import { locateShim } from "../../shim/mod.ts";
-import { unsearchable } from "./accounts.ts";
 import { resolveCommand } from "./command.ts";
 import { Identities, type IdRange, type RunAsRule } from "./identity.ts";
 import { prepareDataDir, protectStore } from "./layout.ts";
@@ -583,9 +582,7 @@ export class JobEngine {
     const resolved = await resolveCommand(request, {
       home: identity.home,
       user: identity.name,
-      defaultCwd: unsearchable(identity.home, identity) === undefined
-        ? identity.home
-        : "/",
+      defaultCwd: identity.cwd,
       runAs: identity,
     });
     const limits = effectiveLimits(request.limits ?? {}, this.#limits);

@@ -12,7 +12,12 @@
  * Nobody gets an account implicitly, administrators and root included.
  * @module
  */
-import { type Account, lookupAccount, usedIds } from "./accounts.ts";
+import {
+  type Account,
+  lookupAccount,
+  unsearchable,
+  usedIds,
+} from "./accounts.ts";
 import { JobError } from "./errors.ts";
 import type { JobStore } from "./store.ts";
 
@@ -48,8 +53,14 @@ export interface Identity {
   uid: number;
   gid: number;
   groups: number[];
-  /** HOME, and the default working directory when it can be entered. */
+  /** HOME. */
   home: string;
+  /** The default working directory: the home when it can enter it, else `/`. */
+  cwd: string;
+}
+
+function usableCwd(home: string, who: Omit<Identity, "cwd">): string {
+  return unsearchable(home, who) === undefined ? home : "/";
 }
 
 /** Parses `--run-as 'CN=LOGIN[,LOGIN...]'`; throws an Error saying what is wrong. */
@@ -155,7 +166,7 @@ export class Identities {
         } no longer exists on the server: ask its operator`,
       );
     }
-    return { ...account };
+    return { ...account, cwd: usableCwd(account.home, account) };
   }
 
   #own(owner: string): Identity {
@@ -169,8 +180,12 @@ export class Identities {
       gid: uid,
       groups: [],
       home: `${this.#homeRoot}/${name}`,
+      cwd: "/",
     };
     this.#makeHome(identity);
+    // Checked once per server process: a data dir below a directory others
+    // cannot enter leaves the home unreachable, and jobs then start in /.
+    identity.cwd = usableCwd(identity.home, identity);
     this.#ready.set(owner, identity);
     return identity;
   }
