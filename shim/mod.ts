@@ -19,6 +19,9 @@ export { buildShim, SHIM_BUILD_PATH };
 /** File name of the helper. */
 export const SHIM_NAME = "telejob-shim";
 
+/** ELF `e_machine` of each architecture Deno runs on. */
+const ELF_MACHINE: Record<string, number> = { x86_64: 62, aarch64: 183 };
+
 /** Options of {@linkcode locateShim}. */
 export interface LocateOptions {
   /** An explicit path (`--shim`). */
@@ -74,6 +77,13 @@ async function extractEmbedded(dataDir: string): Promise<string> {
   } catch {
     throw new Error(
       `This telejob-server was compiled without its startup helper: put ${SHIM_NAME} next to it, pass --shim PATH, or compile with "deno task compile"`,
+    );
+  }
+  const machine = bytes.length > 20 ? bytes[18] | (bytes[19] << 8) : 0;
+  if (machine !== ELF_MACHINE[Deno.build.arch]) {
+    // A release built on one architecture embeds that architecture's helper.
+    throw new Error(
+      `The startup helper embedded in this telejob-server is not for ${Deno.build.arch}: build shim/telejob_shim.c on this machine (gcc -static) and put it next to telejob-server as ${SHIM_NAME}, or pass --shim PATH`,
     );
   }
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o711 });
