@@ -170,6 +170,7 @@ Deno.test("tables escape every hidden, control and bidi character", () => {
   const json = jobJson(job({ owner: "ad\u200bmin", args: ["\u202e"] }));
   assert.equal(json.owner, "ad\u200bmin");
   assert.deepEqual(json.args, ["\u202e"]);
+});
 
 Deno.test("USER and UID columns only with --output wide; not-started jobs", () => {
   const jobs = [
