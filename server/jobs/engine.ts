@@ -578,7 +578,14 @@ export class JobEngine {
 
   async #start(user: string, request: StartRequest): Promise<JobInfo> {
     this.#checkAccepting();
-    const identity = this.#identities.resolve(user, request.user);
+    let identity;
+    try {
+      identity = this.#identities.resolve(user, request.user);
+    } catch (error) {
+      // An owner's first start records its identity and makes its home.
+      if (isDiskFull(error)) throw dataDirFull();
+      throw error;
+    }
     const resolved = await resolveCommand(request, {
       home: identity.home,
       user: identity.name,
