@@ -480,7 +480,6 @@ const JOB_ERROR_STATUS: Record<JobError["code"], grpc.status> = {
   invalid_argument: grpc.status.INVALID_ARGUMENT,
   not_found: grpc.status.NOT_FOUND,
   permission_denied: grpc.status.PERMISSION_DENIED,
-  failed_precondition: grpc.status.FAILED_PRECONDITION,
   resource_exhausted: grpc.status.RESOURCE_EXHAUSTED,
   unavailable: grpc.status.UNAVAILABLE,
 };

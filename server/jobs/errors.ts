@@ -11,7 +11,6 @@ export type JobErrorCode =
   | "invalid_argument"
   | "not_found"
   | "permission_denied"
-  | "failed_precondition"
   | "resource_exhausted"
   | "unavailable";
 
