@@ -47,7 +47,12 @@ function cpuSeconds(pid: number): number {
 }
 
 const cgroups = await detectDriver();
-const engine = await JobEngine.open({ dataDir, cgroups });
+// The io writer needs root (a raw block device); the policy grants it.
+const engine = await JobEngine.open({
+  dataDir,
+  cgroups,
+  runAs: [{ owner: "op", logins: ["root"] }],
+});
 const report: Record<string, unknown> = {
   version: cgroups.version,
   parent: cgroups.parent,
@@ -91,6 +96,7 @@ try {
   if (device) {
     const { major, minor } = splitRdev(Deno.statSync(device).rdev!);
     const writer = await engine.start("op", {
+      user: "root",
       command: "dd",
       args: [
         `of=${device}`,
