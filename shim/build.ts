@@ -31,31 +31,62 @@ function mtime(path: string): number | undefined {
   }
 }
 
+/**
+ * Where a build for `arch` (`Deno.build.arch` names: `x86_64`, `aarch64`)
+ * goes: `out/telejob-shim-<arch>`, the copies `deno task compile` embeds,
+ * one per release target. Without `arch`, {@linkcode SHIM_BUILD_PATH}, the
+ * host's own helper that source runs use.
+ */
+export function shimBuildPath(arch?: string): string {
+  return arch === undefined ? SHIM_BUILD_PATH : `${SHIM_BUILD_PATH}-${arch}`;
+}
+
+/**
+ * The C compiler for `arch`: `$CC` or gcc for this machine's architecture,
+ * the Debian/Ubuntu cross compiler `<arch>-linux-gnu-gcc` for another one
+ * (`apt-get install gcc-aarch64-linux-gnu`).
+ */
+export function compilerFor(arch?: string): string {
+  return arch === undefined || arch === Deno.build.arch
+    ? Deno.env.get("CC") || "gcc"
+    : `${arch}-linux-gnu-gcc`;
+}
+
 /** Whether the built helper is missing or older than its source. */
-export function shimIsStale(): boolean {
-  const built = mtime(SHIM_BUILD_PATH);
+export function shimIsStale(arch?: string): boolean {
+  const built = mtime(shimBuildPath(arch));
   const source = mtime(SHIM_SOURCE);
   return built === undefined || (source !== undefined && built < source);
 }
 
-let building: Promise<string> | undefined;
+const building = new Map<string, Promise<string>>();
 
 /**
- * Builds the helper when it is missing or stale and resolves with its path.
- * The compiler writes a temporary file that is renamed into place, so
- * concurrent builds (test files run in parallel) never see half a binary.
+ * Builds the helper (for `options.arch`, default this machine) when it is
+ * missing or stale and resolves with its path. The compiler writes a
+ * temporary file that is renamed into place, so concurrent builds (test
+ * files run in parallel) never see half a binary.
  */
-export function buildShim(): Promise<string> {
-  building ??= build().finally(() => building = undefined);
-  return building;
+export function buildShim(options: { arch?: string } = {}): Promise<string> {
+  const path = shimBuildPath(options.arch);
+  let work = building.get(path);
+  if (work === undefined) {
+    work = build(options.arch).finally(() => building.delete(path));
+    building.set(path, work);
+  }
+  return work;
 }
 
-async function build(): Promise<string> {
-  if (!shimIsStale()) return SHIM_BUILD_PATH;
+async function build(arch: string | undefined): Promise<string> {
+  const path = shimBuildPath(arch);
+  if (!shimIsStale(arch)) return path;
   const dir = fileURLToPath(new URL("../out", import.meta.url));
   await Deno.mkdir(dir, { recursive: true });
-  const temp = `${SHIM_BUILD_PATH}.${Deno.pid}.tmp`;
-  const cc = Deno.env.get("CC") || "gcc";
+  const temp = `${path}.${Deno.pid}.tmp`;
+  const cc = compilerFor(arch);
+  const install = arch === undefined || arch === Deno.build.arch
+    ? "install gcc and libc6-dev"
+    : `install the cross compiler (Debian/Ubuntu: apt-get install gcc-${arch}-linux-gnu)`;
   let output: Deno.CommandOutput;
   try {
     output = await new Deno.Command(cc, {
@@ -76,7 +107,7 @@ async function build(): Promise<string> {
     throw new Error(
       `Cannot build the startup helper: ${cc} did not run (${
         error instanceof Error ? error.message : String(error)
-      }); install gcc and libc6-dev`,
+      }); ${install}`,
     );
   }
   if (!output.success) {
@@ -84,12 +115,12 @@ async function build(): Promise<string> {
     throw new Error(
       `Cannot build the startup helper with ${cc}: ${
         new TextDecoder().decode(output.stderr).trim()
-      }; install gcc and libc6-dev (the static C library)`,
+      }; ${install} (with its static C library)`,
     );
   }
   await Deno.chmod(temp, 0o755);
-  await Deno.rename(temp, SHIM_BUILD_PATH);
-  return SHIM_BUILD_PATH;
+  await Deno.rename(temp, path);
+  return path;
 }
 
 if (import.meta.main) {

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import {
   buildShim,
+  compilerFor,
   SHIM_BUILD_PATH,
   SHIM_SOURCE,
+  shimBuildPath,
   shimIsStale,
 } from "./build.ts";
 
@@ -20,4 +22,12 @@ Deno.test("a helper older than its source is rebuilt, else left alone", async ()
   assert.equal(shimIsStale(), true);
   await buildShim();
   assert.equal(shimIsStale(), false);
+});
+
+Deno.test("each release architecture gets its own path and compiler", () => {
+  assert.equal(shimBuildPath(), SHIM_BUILD_PATH);
+  assert.equal(shimBuildPath("aarch64"), `${SHIM_BUILD_PATH}-aarch64`);
+  const other = Deno.build.arch === "x86_64" ? "aarch64" : "x86_64";
+  assert.equal(compilerFor(other), `${other}-linux-gnu-gcc`);
+  assert.equal(compilerFor(Deno.build.arch), Deno.env.get("CC") || "gcc");
 });

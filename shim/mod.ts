@@ -4,17 +4,18 @@
  *
  * 1. `--shim PATH` when given;
  * 2. `telejob-shim` next to the server's executable (a release archive);
- * 3. compiled with `deno compile` (which embeds `out/telejob-shim` with
- *    `--include`): the embedded copy, extracted at start-up to
+ * 3. compiled with `deno compile` (which embeds the target's
+ *    `out/telejob-shim-<arch>` with `--include`, see `tools/compile.ts`):
+ *    the embedded copy, extracted at start-up to
  *    `<data-dir>/telejob-shim`, root-owned, mode 0755, since a file inside
  *    the executable cannot be exec'd;
  * 4. run from source: `out/telejob-shim`, built first when missing or stale.
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import { buildShim, SHIM_BUILD_PATH } from "./build.ts";
+import { buildShim, SHIM_BUILD_PATH, shimBuildPath } from "./build.ts";
 
-export { buildShim, SHIM_BUILD_PATH };
+export { buildShim, SHIM_BUILD_PATH, shimBuildPath };
 
 /** File name of the helper. */
 export const SHIM_NAME = "telejob-shim";
@@ -66,14 +67,14 @@ export async function locateShim(options: LocateOptions): Promise<string> {
 }
 
 /**
- * Copies the helper embedded by `deno compile --include out/telejob-shim`
- * to `<dataDir>/telejob-shim`: written to a temporary name, made root-owned
+ * Copies the helper embedded by `deno compile --include
+ * out/telejob-shim-<arch>` to `<dataDir>/telejob-shim`: written to a temporary name, made root-owned
  * 0755 and renamed into place, so jobs can run it but never change it.
  */
 async function extractEmbedded(dataDir: string): Promise<string> {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(SHIM_BUILD_PATH);
+    bytes = await Deno.readFile(shimBuildPath(Deno.build.arch));
   } catch {
     throw new Error(
       `This telejob-server was compiled without its startup helper: put ${SHIM_NAME} next to it, pass --shim PATH, or compile with "deno task compile"`,

@@ -17,11 +17,11 @@
  * out of reach (tests/compile_test.ts).
  * @module
  */
-import { existsSync } from "node:fs";
 import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { buildShim, shimBuildPath } from "../shim/build.ts";
 import { commit } from "../version/mod.ts";
 
 /** Root of the repository. */
@@ -46,6 +46,11 @@ export interface Program {
    * run time, embedded with `--include`.
    */
   include: string[];
+  /**
+   * Whether it embeds the startup helper built for the target's
+   * architecture (`out/telejob-shim-<arch>`, see `shim/build.ts`).
+   */
+  embedsShim?: boolean;
 }
 
 /** What the release ships. */
@@ -55,10 +60,11 @@ export const PROGRAMS: readonly Program[] = [
     name: "telejob-server",
     module: "server/main.ts",
     main: "serverMain",
-    // The startup helper (built by shim/build.ts, which the compile task
-    // runs first), extracted at start-up (shim/mod.ts). Reflection's
-    // descriptors are a module (proto/gen/descriptors.ts).
-    include: ["out/telejob-shim"],
+    // Reflection's descriptors are a module (proto/gen/descriptors.ts);
+    // the startup helper is the target's own, extracted at start-up
+    // (shim/mod.ts). Staged runs from source use the host's out/telejob-shim.
+    include: [],
+    embedsShim: true,
   },
 ];
 
@@ -107,11 +113,26 @@ export function compileArgs(
     "-A",
     "--target",
     options.target,
-    ...program.include.flatMap((path) => ["--include", path]),
+    ...includes(program, options.target).flatMap((path) => [
+      "--include",
+      path,
+    ]),
     "--output",
     join(options.outDir, `${program.name}-${options.target}`),
     options.entry,
   ];
+}
+
+/** The architecture part of a target triple (`aarch64-unknown-linux-gnu`). */
+export function targetArch(target: string): string {
+  return target.slice(0, target.indexOf("-"));
+}
+
+/** What `deno compile` embeds in `program` for `target`, repository-relative. */
+export function includes(program: Program, target: string): string[] {
+  return program.embedsShim
+    ? [...program.include, relative(REPO, shimBuildPath(targetArch(target)))]
+    : program.include;
 }
 
 interface ModuleInfo {
@@ -164,7 +185,9 @@ async function stageFrom(
   const graph = JSON.parse(new TextDecoder().decode(info.stdout)) as {
     modules: ModuleInfo[];
   };
+  // A staged program runs from source, so it finds the host's helper.
   const files = new Set(["deno.json", "deno.lock", ...program.include]);
+  if (program.embedsShim) files.add(relative(REPO, shimBuildPath()));
   for (const module of graph.modules) {
     if (!module.specifier.startsWith("file:") || !module.local) continue;
     const path = relative(REPO, module.local);
@@ -222,11 +245,15 @@ export async function compileMain(args: string[]): Promise<number> {
     );
     return 2;
   }
-  for (const program of PROGRAMS) {
-    for (const path of program.include) {
-      if (!existsSync(join(REPO, path))) {
+  if (PROGRAMS.some((program) => program.embedsShim)) {
+    for (const target of targets) {
+      try {
+        await buildShim({ arch: targetArch(target) });
+      } catch (error) {
         console.error(
-          `Missing ${path}, which ${program.name} embeds: build it first (see the README's development tasks)`,
+          `Cannot build the startup helper for ${target}: ${
+            error instanceof Error ? error.message : String(error)
+          }`,
         );
         return 1;
       }
