@@ -2,13 +2,13 @@
  * Parsing and validation of resource limits: the server's flags (compatible
  * with the seed: `--cpu-limit 0.2`, `--memory-limit 2000` in KiB or with a
  * unit, `--io-limit "MAJ:MIN rbps=N wbps=N riops=N wiops=N"`, plus
- * `--pids-limit`) and per-job limits, which may only be tighter than the
- * server's.
+ * `--pids-limit`), and the checks of one value against this host that the
+ * engine's per-job policy (`server/jobs/limits.ts`) reuses.
  * @module
  */
 import { availableParallelism } from "node:os";
-import { JobError } from "../server/jobs/errors.ts";
-import { parseByteSize } from "./size.ts";
+import { parseByteSize } from "../common/size.ts";
+import { readDecimal } from "../common/units.ts";
 import type { IoLimit, Limits } from "./types.ts";
 
 /** Smallest CPU limit: the kernel's minimum quota is 1 ms per 100 ms. */
@@ -60,19 +60,21 @@ export function hostMemoryBytes(): number {
   return memTotal;
 }
 
-function formatBytes(bytes: number): string {
+/** Formats bytes in the largest whole unit (`2G`, `512M`, `64K`). */
+export function formatBytes(bytes: number): string {
   for (const [unit, size] of [["G", 1024 ** 3], ["M", 1024 ** 2]] as const) {
     if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
   }
   return bytes % 1024 === 0 ? `${bytes / 1024}K` : `${bytes} bytes`;
 }
 
-function formatCpu(cpu: number): string {
+/** Formats cores without float noise (`0.2`, not `0.20000000000000001`). */
+export function formatCpu(cpu: number): string {
   return String(Number(cpu.toFixed(4)));
 }
 
 /** Checks a CPU limit in cores; returns a reason when it is not allowed. */
-function cpuProblem(cpu: number): string | undefined {
+export function cpuProblem(cpu: number): string | undefined {
   const max = hostCpus();
   if (!Number.isFinite(cpu) || cpu <= 0) {
     return `expected a number of CPUs greater than 0, like 0.5`;
@@ -84,7 +86,8 @@ function cpuProblem(cpu: number): string | undefined {
   return undefined;
 }
 
-function memoryProblem(bytes: number): string | undefined {
+/** Checks a memory limit in bytes; returns a reason when it is not allowed. */
+export function memoryProblem(bytes: number): string | undefined {
   if (!Number.isSafeInteger(bytes) || bytes <= 0) {
     return "expected a positive size in KiB or with a unit, like 2000, 512M or 2G";
   }
@@ -99,7 +102,8 @@ function memoryProblem(bytes: number): string | undefined {
   return undefined;
 }
 
-function pidsProblem(pids: number): string | undefined {
+/** Checks a pids limit; returns a reason when it is not allowed. */
+export function pidsProblem(pids: number): string | undefined {
   if (!Number.isSafeInteger(pids) || pids < 1) {
     return "expected a whole number of processes of at least 1, like 100";
   }
@@ -109,7 +113,7 @@ function pidsProblem(pids: number): string | undefined {
 
 /** Parses `--cpu-limit`: cores as a decimal number. */
 export function parseCpu(value: string): number {
-  const cpu = /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : NaN;
+  const cpu = readDecimal(value);
   const problem = cpuProblem(cpu);
   if (problem) {
     throw new Error(`Invalid --cpu-limit ${JSON.stringify(value)}: ${problem}`);
@@ -157,7 +161,10 @@ export function splitRdev(rdev: number): { major: number; minor: number } {
  * Checks that MAJ:MIN is a whole block device on this host (the kernel
  * throttles whole disks, not partitions); returns a reason otherwise.
  */
-function deviceProblem(major: number, minor: number): string | undefined {
+export function deviceProblem(
+  major: number,
+  minor: number,
+): string | undefined {
   const sys = `/sys/dev/block/${major}:${minor}`;
   try {
     Deno.statSync(sys);
@@ -172,7 +179,8 @@ function deviceProblem(major: number, minor: number): string | undefined {
   }
 }
 
-const IO_KEYS = ["rbps", "wbps", "riops", "wiops"] as const;
+/** The settings of one device's I/O limit, as `io.max` names them. */
+export const IO_KEYS = ["rbps", "wbps", "riops", "wiops"] as const;
 
 const RATE_UNITS: Record<string, number> = {
   "": 1,
@@ -278,127 +286,4 @@ export async function parseLimitFlags(flags: LimitFlags): Promise<Limits> {
     limits.io = io;
   }
   return limits;
-}
-
-function invalid(field: string, message: string): JobError {
-  return new JobError("invalid_argument", message, field);
-}
-
-/**
- * The limits a job runs with: the server's limits (`ceiling`) are the
- * defaults, and a per-job value may only be tighter. Throws a
- * {@linkcode JobError} with code `invalid_argument` and the field at fault
- * (`limits.cpu`, `limits.memory_bytes`, `limits.pids`, `limits.io`).
- */
-export function effectiveLimits(
-  requested: Limits | undefined,
-  ceiling: Limits,
-): Limits {
-  const result: Limits = {};
-  const cpu = requested?.cpu;
-  if (cpu !== undefined) {
-    const problem = cpuProblem(cpu);
-    if (problem) {
-      throw invalid("limits.cpu", `Invalid CPU limit ${cpu}: ${problem}`);
-    }
-    if (ceiling.cpu !== undefined && cpu > ceiling.cpu) {
-      throw invalid(
-        "limits.cpu",
-        `Invalid CPU limit ${cpu}: at most ${
-          formatCpu(ceiling.cpu)
-        }, the server's limit`,
-      );
-    }
-    result.cpu = cpu;
-  } else if (ceiling.cpu !== undefined) result.cpu = ceiling.cpu;
-
-  const memory = requested?.memoryBytes;
-  if (memory !== undefined) {
-    const problem = memoryProblem(memory);
-    if (problem) {
-      throw invalid(
-        "limits.memory_bytes",
-        `Invalid memory limit ${memory} bytes: ${
-          problem.replace(
-            "a positive size in KiB or with a unit, like 2000, 512M or 2G",
-            "a positive whole number of bytes",
-          )
-        }`,
-      );
-    }
-    if (ceiling.memoryBytes !== undefined && memory > ceiling.memoryBytes) {
-      throw invalid(
-        "limits.memory_bytes",
-        `Invalid memory limit ${memory} bytes: at most ${ceiling.memoryBytes} bytes (${
-          formatBytes(ceiling.memoryBytes)
-        }), the server's limit`,
-      );
-    }
-    result.memoryBytes = memory;
-  } else if (ceiling.memoryBytes !== undefined) {
-    result.memoryBytes = ceiling.memoryBytes;
-  }
-
-  const pids = requested?.pids;
-  if (pids !== undefined) {
-    const problem = pidsProblem(pids);
-    if (problem) {
-      throw invalid("limits.pids", `Invalid pids limit ${pids}: ${problem}`);
-    }
-    if (ceiling.pids !== undefined && pids > ceiling.pids) {
-      throw invalid(
-        "limits.pids",
-        `Invalid pids limit ${pids}: at most ${ceiling.pids}, the server's limit`,
-      );
-    }
-    result.pids = pids;
-  } else if (ceiling.pids !== undefined) result.pids = ceiling.pids;
-
-  const io = mergeIo(requested?.io ?? [], ceiling.io ?? []);
-  if (io.length > 0) result.io = io;
-  return result;
-}
-
-function mergeIo(requested: IoLimit[], ceiling: IoLimit[]): IoLimit[] {
-  const result: IoLimit[] = ceiling.map((l) => ({ ...l }));
-  const seen = new Set<string>();
-  for (const req of requested) {
-    const device = `${req.major}:${req.minor}`;
-    const fail = (problem: string): never => {
-      throw invalid("limits.io", `Invalid I/O limit for ${device}: ${problem}`);
-    };
-    if (
-      !Number.isSafeInteger(req.major) || !Number.isSafeInteger(req.minor) ||
-      req.major < 0 || req.minor < 0
-    ) {
-      fail("major and minor must be whole numbers");
-    }
-    if (seen.has(device)) fail("the device is listed twice; give it once");
-    seen.add(device);
-    const keys = IO_KEYS.filter((k) => req[k] !== undefined);
-    if (keys.length === 0) {
-      fail("give at least one of rbps, wbps, riops, wiops");
-    }
-    let target = result.find((l) =>
-      l.major === req.major && l.minor === req.minor
-    );
-    if (!target) {
-      const problem = deviceProblem(req.major, req.minor);
-      if (problem) fail(problem);
-      target = { major: req.major, minor: req.minor };
-      result.push(target);
-    }
-    for (const k of keys) {
-      const value = req[k]!;
-      if (!Number.isSafeInteger(value) || value < 1) {
-        fail(`${k} must be a whole number from 1 to ${MAX_IO_RATE}`);
-      }
-      const max = target[k];
-      if (max !== undefined && value > max) {
-        fail(`${k} may be at most ${max}, the server's limit`);
-      }
-      target[k] = value;
-    }
-  }
-  return result;
 }

@@ -28,12 +28,21 @@ export type {
   Limits,
   Usage,
 } from "./types.ts";
+export { emptyUsage } from "./types.ts";
 export {
-  effectiveLimits,
+  cpuProblem,
+  deviceProblem,
+  formatBytes,
+  formatCpu,
   hostCpus,
   hostMemoryBytes,
+  IO_KEYS,
   type LimitFlags,
+  MAX_IO_RATE,
+  memoryProblem,
   parseLimitFlags,
+  pidsProblem,
+  splitRdev,
 } from "./limits.ts";
 export {
   type RunAs,

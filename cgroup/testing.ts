@@ -183,3 +183,21 @@ export async function fakeTree(files: Record<string, string>): Promise<string> {
   }
   return root;
 }
+
+/** A whole-disk block device of this host: its path and MAJ:MIN. */
+export function wholeDisk():
+  | { path: string; major: number; minor: number }
+  | undefined {
+  for (const entry of Deno.readDirSync("/sys/block")) {
+    const path = `/dev/${entry.name}`;
+    try {
+      if (!Deno.statSync(path).isBlockDevice) continue;
+    } catch {
+      continue;
+    }
+    const [major, minor] = Deno.readTextFileSync(`/sys/block/${entry.name}/dev`)
+      .trim().split(":").map(Number);
+    return { path, major, minor };
+  }
+  return undefined;
+}

@@ -4,7 +4,7 @@
  * for the mounts (co-mounts and nested parents do not exist on this host).
  */
 import assert from "node:assert/strict";
-import { JobError } from "../server/jobs/errors.ts";
+import { JobError } from "../common/errors.ts";
 import { createV1Driver, hasV1Controllers, V1Driver } from "./v1.ts";
 import { readSelf } from "./mounts.ts";
 import { isAlive, runJob, testDriver, waitFor } from "./testing.ts";

@@ -41,7 +41,7 @@ import {
   writeFile,
   writeFileSync,
 } from "./fs.ts";
-import { JobError } from "../server/jobs/errors.ts";
+import { JobError } from "../common/errors.ts";
 import {
   choosePlacement,
   isRealRoot,

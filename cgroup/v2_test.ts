@@ -12,7 +12,7 @@ import { type CgroupMount, readSelf } from "./mounts.ts";
 import { hasV1Controllers } from "./v1.ts";
 import { fakeTree, isAlive, runJob, testDriver, waitFor } from "./testing.ts";
 import { removeDir, signalPid } from "./fs.ts";
-import { JobError } from "../server/jobs/errors.ts";
+import { JobError } from "../common/errors.ts";
 
 const self = await readSelf();
 const root = Deno.uid() === 0;

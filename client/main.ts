@@ -23,7 +23,7 @@ import {
   parseCommand,
   type ParsedArgs,
   UsageError,
-} from "./args.ts";
+} from "../common/args.ts";
 import {
   CliError,
   connect,
@@ -40,7 +40,7 @@ import {
   parseDuration,
   parseSize,
   ValueError,
-} from "./units.ts";
+} from "../common/units.ts";
 
 /** Where the CLI writes, and how it reads its environment (for tests). */
 export interface CliIo {

@@ -8,7 +8,7 @@ import {
   helpText,
   parseCommand,
   UsageError,
-} from "../client/args.ts";
+} from "../common/args.ts";
 import {
   CertSetError,
   checkServerName,

@@ -1,7 +1,7 @@
 /**
  * telejob-server's command line: the seed's flags and environment variables
  * plus ours, parsed with the project's one `parseArgs` wrapper
- * (`client/args.ts`). Every mistake is a {@linkcode UsageError} whose
+ * (`common/args.ts`). Every mistake is a {@linkcode UsageError} whose
  * message names the flag and what is allowed.
  * @module
  */
@@ -10,11 +10,10 @@ import {
   helpText,
   type ParsedArgs,
   UsageError,
-} from "../client/args.ts";
+} from "../common/args.ts";
 import { parseWithConfigFile } from "./config_file.ts";
-import { parseLimitFlags } from "../cgroup/limits.ts";
-import { parseByteSize } from "../cgroup/size.ts";
-import type { Limits } from "../cgroup/types.ts";
+import { parseByteSize } from "../common/size.ts";
+import { type Limits, parseLimitFlags } from "../cgroup/mod.ts";
 import { type BudgetConfig, DEFAULT_BUDGETS } from "./budgets.ts";
 import {
   type IdRange,

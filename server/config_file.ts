@@ -25,7 +25,7 @@ import {
   type ParsedValues,
   type ParseOptions,
   UsageError,
-} from "../client/args.ts";
+} from "../common/args.ts";
 
 /** The flag that names the file; it cannot be set inside one. */
 export const CONFIG_FLAG = "config";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { CommandSpec } from "../client/args.ts";
+import type { CommandSpec } from "../common/args.ts";
 import { parseServerArgs, SERVER_SPEC, UsageError } from "./config.ts";
 import {
   keyLines,

@@ -24,7 +24,7 @@ import {
   type TelejobServer,
   TelejobService,
 } from "../proto/gen/telejob/v1/telejob.ts";
-import type { IoLimit, Limits } from "../cgroup/types.ts";
+import type { IoLimit, Limits } from "../cgroup/mod.ts";
 import type { JobEngine, JobInfo } from "./jobs/mod.ts";
 import { JobError } from "./jobs/errors.ts";
 import type { Logger } from "./log.ts";

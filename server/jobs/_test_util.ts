@@ -6,7 +6,7 @@
  */
 import { detectDriver } from "../../cgroup/mod.ts";
 import { testParentPath } from "../../cgroup/testing.ts";
-import type { CgroupDriver } from "../../cgroup/types.ts";
+import type { CgroupDriver } from "../../cgroup/mod.ts";
 import { type EngineOptions, JobEngine } from "./engine.ts";
 
 let counter = 0;

@@ -5,14 +5,17 @@
  * @module
  */
 import { statfsSync } from "node:fs";
-import type { CgroupDriver, JobCgroup, Limits } from "../../cgroup/types.ts";
-import { effectiveLimits } from "../../cgroup/limits.ts";
-import { emptyUsage } from "../../cgroup/types.ts";
 import {
+  type CgroupDriver,
+  emptyUsage,
+  JOB_PREFIX,
+  type JobCgroup,
+  type Limits,
   SHIM_FAILURE_EXIT_CODE,
   SHIM_FAILURE_PREFIX,
   shimCommand,
-} from "../../cgroup/shim.ts";
+} from "../../cgroup/mod.ts";
+import { effectiveLimits } from "./limits.ts";
 import { locateShim } from "../../shim/mod.ts";
 import { resolveCommand } from "./command.ts";
 import { Identities, type IdRange, type RunAsRule } from "./identity.ts";
@@ -54,11 +57,6 @@ export interface EngineOptions {
 export const DEFAULT_OUTPUT_LIMIT_BYTES = 1024 * 1024 * 1024;
 /** Default grace period of `stop` and `shutdown`: 10 s. */
 export const DEFAULT_GRACE_MS = 10_000;
-/**
- * Prefix of every job cgroup name; the driver lists cgroups by it. An
- * engine's own names add its data dir's instance id: `telejob-<instance>-<id>`.
- */
-export const CGROUP_PREFIX = "telejob-";
 
 // How many jobs' cgroups list() and recovery read at once: enough to hide
 // latency, few enough not to spend the fd budget the jobs need.
@@ -359,7 +357,9 @@ export class JobEngine {
     this.#pending = new PendingWrites(store);
     this.#dataDir = options.dataDir;
     this.#cgroups = options.cgroups;
-    this.#cgroupPrefix = `${CGROUP_PREFIX}${store.instanceId()}-`;
+    // The driver lists cgroups by its JOB_PREFIX; an engine's own names add
+    // its data dir's instance id: `telejob-<instance>-<id>`.
+    this.#cgroupPrefix = `${JOB_PREFIX}${store.instanceId()}-`;
     this.#limits = options.limits ?? {};
     this.#outputLimit = outputLimit;
     this.#admins = new Set(options.admins ?? []);

@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { CgroupDriver } from "../../cgroup/types.ts";
+import type { CgroupDriver } from "../../cgroup/mod.ts";
 import {
   collect,
   NESTED_ESCAPE,

@@ -3,7 +3,7 @@
  * the service in `server/` maps these to the API.
  * @module
  */
-import type { Limits, Usage } from "../../cgroup/types.ts";
+import type { Limits, Usage } from "../../cgroup/mod.ts";
 
 export type { Limits, Usage };
 

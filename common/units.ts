@@ -1,10 +1,12 @@
 /**
  * Values of the CLI's flags: sizes (`--memory`), durations (`--grace`) and
  * counts (`--pids`, `--tail`). Only the syntax is checked here; the server
- * decides what is allowed (its limits are the ceilings).
+ * decides what is allowed (its limits are the ceilings). The decimal syntax
+ * of a CPU count ({@linkcode readDecimal}) is shared with the server's
+ * `--cpu-limit`.
  * @module
  */
-import { parseByteSize } from "../cgroup/size.ts";
+import { parseByteSize } from "./size.ts";
 
 /** A flag value the CLI cannot read; a usage error (exit 2). */
 export class ValueError extends Error {
@@ -81,9 +83,18 @@ export function parseCount(
   return n;
 }
 
+/**
+ * Reads a plain decimal number (`2`, `0.5`, `.5`, `1.`; no sign, no
+ * exponent), the syntax of a CPU count everywhere; NaN for anything else,
+ * so each caller words its own error.
+ */
+export function readDecimal(value: string): number {
+  return /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : NaN;
+}
+
 /** Parses a CPU limit in cores: a decimal number greater than 0, like 0.5. */
 export function parseCpu(flag: string, value: string): number {
-  const cpu = /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : NaN;
+  const cpu = readDecimal(value);
   if (!Number.isFinite(cpu) || cpu <= 0) {
     throw new ValueError(
       `Invalid ${flag} ${

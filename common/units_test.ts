@@ -4,6 +4,7 @@ import {
   parseCpu,
   parseDuration,
   parseSize,
+  readDecimal,
   ValueError,
 } from "./units.ts";
 
@@ -53,5 +54,14 @@ Deno.test("parseCount and parseCpu", () => {
   assert.equal(parseCpu("--cpu", ".25"), 0.25);
   for (const bad of ["0", "-1", "abc", ""]) {
     assert.throws(() => parseCpu("--cpu", bad), /greater than 0/, bad);
+  }
+});
+
+Deno.test("readDecimal: the one CPU-count syntax of the CLI and the server", () => {
+  for (const [text, n] of [["2", 2], ["0.5", 0.5], [".5", 0.5], ["1.", 1]]) {
+    assert.equal(readDecimal(` ${text} `), n, String(text));
+  }
+  for (const bad of ["", "-1", "+1", "1e3", "0x10", "1,5", "Infinity"]) {
+    assert.ok(Number.isNaN(readDecimal(bad)), bad);
   }
 });
