@@ -10,6 +10,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { emptyUsage } from "../../cgroup/mod.ts";
 import type { JobInfo, Limits, Usage } from "./types.ts";
 
 /** What a new job's row holds; the store assigns the id. */
@@ -93,13 +94,6 @@ const ADDED_COLUMNS: Record<string, string> = {
   start_error: "TEXT",
 };
 
-const ZERO_USAGE: Usage = {
-  cpuUsec: 0,
-  memoryPeakBytes: 0,
-  ioReadBytes: 0,
-  ioWriteBytes: 0,
-};
-
 type Row = Record<string, unknown>;
 
 /**
@@ -133,7 +127,7 @@ function toInfo(row: Row): JobInfo {
     lostInRestart: row.lost_in_restart === 1,
     outputLimitReached: row.output_limit_reached === 1,
     limits: JSON.parse(row.limits as string) as Limits,
-    usage: { ...ZERO_USAGE, ...JSON.parse(row.usage as string) as Usage },
+    usage: { ...emptyUsage(), ...JSON.parse(row.usage as string) as Usage },
     outputBytes: row.output_bytes as number,
     account: (row.account as string | null) ?? "root",
     uid: (row.uid as number | null) ?? 0,
@@ -287,7 +281,7 @@ export class JobStore {
       job.cwd,
       job.startedAt.getTime(),
       JSON.stringify(job.limits),
-      JSON.stringify(ZERO_USAGE),
+      JSON.stringify(emptyUsage()),
       job.account ?? "root",
       job.uid ?? 0,
     );
