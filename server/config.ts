@@ -282,7 +282,13 @@ export type ParsedServerArgs =
   | { help: string }
   | { config: ServerConfig };
 
-/** Parses `HOST:PORT` (`[v6]:PORT` for IPv6); throws {@linkcode UsageError}. */
+/**
+ * Parses `HOST:PORT` (`[v6]:PORT` for IPv6); throws {@linkcode UsageError}.
+ * Not shared with the CLI's `parseAddress` (client/connection.ts) on
+ * purpose: a listener may take port 0 (any free port) and says which part is
+ * wrong, while a client must dial a real port and points at
+ * `$TELEJOB_ADDRESS`.
+ */
 export function parseAddress(value: string): ListenAddress {
   const fail = (why: string): never => {
     throw new UsageError(
