@@ -54,7 +54,7 @@ export async function testDriver(): Promise<TestDriver> {
     `telejobtest-${Deno.pid}-${Date.now().toString(36)}-${counter++}`,
   );
   const driver = await detectDriver({ parent });
-  const parentDirs = (driver as unknown as { parentDirs: string[] }).parentDirs;
+  const parentDirs = [...driver.parentDirs];
   return {
     driver,
     parentDirs,

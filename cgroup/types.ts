@@ -90,7 +90,10 @@ export function emptyUsage(): Usage {
 
 /** One job's cgroup (on v1: one directory per hierarchy it uses). */
 export interface JobCgroup {
-  /** Name of the job cgroup below the parent, e.g. `telejob-42`. */
+  /**
+   * Name of the job cgroup below the parent: `telejob-` and the name given
+   * to `create` (the engine's are `telejob-<instance>-<id>`).
+   */
   readonly name: string;
   /**
    * The `cgroup.procs` files the startup shim writes its own pid into before
@@ -111,9 +114,10 @@ export interface JobCgroup {
    * SIGKILLs every process in the cgroup and every cgroup below it (a job
    * running as root may make some) and resolves once the subtree is empty.
    * Must not miss a process that forks while it runs (cgroup.kill on v2,
-   * freezer or a repeat-until-empty loop on v1).
+   * freezer or a repeat-until-empty loop on v1). Throws once `timeoutMs`
+   * (default 10 s) passes with processes left.
    */
-  kill(): Promise<void>;
+  kill(options?: { timeoutMs?: number }): Promise<void>;
   /** How many processes the kernel's OOM killer has killed in this cgroup. */
   oomKills(): Promise<number>;
   /** CPU, peak memory and I/O counters. */
@@ -133,6 +137,11 @@ export interface CgroupDriver {
   readonly parent: string;
   /** Why job cgroups go there (logged at start-up). */
   readonly placement?: string;
+  /**
+   * The parent directories job cgroups are created in (one per v1
+   * hierarchy, one on v2), for whoever made the parent to remove it.
+   */
+  readonly parentDirs: readonly string[];
   /** Creates a cgroup named `name` with `limits` applied. */
   create(name: string, limits: Limits): Promise<JobCgroup>;
   /** Opens an existing job cgroup (found after a restart) without changing it. */

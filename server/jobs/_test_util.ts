@@ -34,8 +34,7 @@ export function testParent(): string {
 
 /** Removes the test's parent cgroup directories (they must be empty). */
 export async function removeParent(cgroups: CgroupDriver): Promise<void> {
-  const dirs = (cgroups as unknown as { parentDirs: string[] }).parentDirs;
-  for (const dir of dirs) {
+  for (const dir of cgroups.parentDirs) {
     await Deno.remove(dir).catch((error) => {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     });
