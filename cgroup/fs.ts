@@ -2,6 +2,18 @@
  * Thin reads and writes of the kernel's cgroup files, shared by both drivers.
  * Every kernel error is rethrown with the file's path and a hint, so that a
  * failure at start-up or in a job tells the operator what to fix.
+ *
+ * **Why many small file operations here are synchronous.** Reading a
+ * counter, writing a limit to a fresh cgroup, listing a job's few pids,
+ * removing an empty cgroup or stat-ing a file is a few microseconds of
+ * kernel work (mostly answered from caches). The async form costs a round
+ * trip through Deno's blocking thread pool, more than the work itself, and
+ * queues behind every other job's file work; on the start path and at
+ * every job's end those queued round trips were what the next start waited
+ * for. So these operations run synchronously, here and in the drivers, the
+ * engine and the output files; code elsewhere points back to this note.
+ * Anything that may block for long (waiting for a busy cgroup, a retry)
+ * stays asynchronous.
  * @module
  */
 
@@ -63,10 +75,8 @@ export async function writeFile(path: string, value: string): Promise<void> {
 }
 
 /**
- * Like {@linkcode writeFile}, synchronously. For the few limit files written
- * while a job starts: each write is microseconds of kernel work on a fresh,
- * empty cgroup, less than the round trip of an async write through Deno's
- * blocking thread pool, where it also queues behind other jobs' file work.
+ * Like {@linkcode writeFile}, synchronously, for the few limit files written
+ * while a job starts (see the module doc).
  */
 export function writeFileSync(path: string, value: string): void {
   try {
@@ -97,9 +107,7 @@ export async function readOptional(path: string): Promise<string | undefined> {
 
 /**
  * Reads a cgroup file synchronously, or returns `undefined` when it does not
- * exist. For small counter files (a few microseconds of kernel work), where
- * the round trip through Deno's blocking thread pool of the async read costs
- * more than the read itself and queues behind every other job's file work.
+ * exist. For small counter files (see the module doc).
  */
 export function readOptionalSync(path: string): string | undefined {
   try {
@@ -139,7 +147,7 @@ export async function readPids(procsFile: string): Promise<number[]> {
 
 /**
  * Like {@linkcode readPids}, synchronously: a job's `cgroup.procs` lists its
- * few processes in microseconds (see {@linkcode readOptionalSync}).
+ * few processes (see the module doc).
  */
 export function readPidsSync(procsFile: string): number[] {
   return parsePids(readOptionalSync(procsFile));
@@ -205,9 +213,8 @@ export async function makeJobDir(path: string): Promise<void> {
  * says it is busy (its last processes are still exiting). A directory that is
  * already gone counts as removed.
  *
- * The first attempt is synchronous: removing an empty cgroup takes ~10 µs
- * of kernel work, less than a round trip through Deno's blocking thread
- * pool, and it runs at the end of every job. Retries wait asynchronously.
+ * The first attempt is synchronous (~10 µs for an empty cgroup, at the end
+ * of every job; see the module doc). Retries wait asynchronously.
  */
 export async function removeDir(
   path: string,

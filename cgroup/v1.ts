@@ -272,10 +272,7 @@ export class V1Driver implements CgroupDriver {
 const CFS_PERIOD_US = "100000";
 
 /**
- * Writes the job's limits. Synchronously: on a fresh, empty cgroup each write
- * is a few microseconds of kernel work, and five async writes cost as many
- * round trips through Deno's blocking thread pool, which the start of every
- * limited job waited for (see `writeFileSync`).
+ * Writes the job's limits, synchronously (see the `cgroup/fs.ts` module doc).
  */
 function applyLimits(job: V1JobCgroup, limits: Limits): void {
   const cpu = job.dirs.get("cpu");
@@ -443,7 +440,7 @@ export class V1JobCgroup implements JobCgroup {
 
   /**
    * The `oom_kill` counter of `memory.oom_control` (0 without memory). Read
-   * synchronously, like {@linkcode usage}: a few microseconds of kernel work.
+   * synchronously, like {@linkcode usage}.
    */
   // deno-lint-ignore require-await
   async oomKills(): Promise<number> {
@@ -455,9 +452,7 @@ export class V1JobCgroup implements JobCgroup {
 
   /**
    * cpuacct.usage, memory.max_usage_in_bytes and the blkio byte counters.
-   * Read synchronously: each is a few microseconds of kernel work, less than
-   * one round trip through Deno's blocking thread pool, and at the end of a
-   * short job three queued round trips delayed the next job's start.
+   * Read synchronously (see the `cgroup/fs.ts` module doc).
    */
   // deno-lint-ignore require-await
   async usage(): Promise<Usage> {

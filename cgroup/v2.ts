@@ -344,9 +344,7 @@ export class V2Driver implements CgroupDriver {
 }
 
 /**
- * Writes the job's limits, synchronously as on v1: each write is a few
- * microseconds of kernel work on a fresh, empty cgroup, less than a round
- * trip through Deno's blocking thread pool (see `writeFileSync`).
+ * Writes the job's limits, synchronously as on v1 (see the `cgroup/fs.ts` module doc).
  */
 function applyLimits(dir: string, limits: Limits): void {
   if (limits.cpu !== undefined) {
@@ -486,9 +484,7 @@ export class V2JobCgroup implements JobCgroup {
 
   /**
    * cpu.stat usage_usec, memory.peak and io.stat rbytes/wbytes. Read
-   * synchronously: each is a few microseconds of kernel work, less than one
-   * round trip through Deno's blocking thread pool, and at the end of a
-   * short job queued round trips delayed the next job's start.
+   * synchronously (see the `cgroup/fs.ts` module doc).
    */
   // deno-lint-ignore require-await
   async usage(): Promise<Usage> {

@@ -6,8 +6,8 @@
  * frame callback. Deno frees the native session there and nghttp2 touches it
  * afterwards: SIGSEGV, or an nghttp2 assertion, about every 400 connections
  * of a CLI that connects, calls and closes (on the first one under
- * `MALLOC_PERTURB_=165`). See `docs/` and the shared note
- * `deno-http2-goaway-crash.md` for the measurements.
+ * `MALLOC_PERTURB_=165`). See "The GOAWAY crash guard" in `docs/server.md`
+ * and `tests/server_goaway_test.ts` for how it is reproduced.
  *
  * The fix defers that teardown by one turn of the event loop: while a session
  * handles a received GOAWAY, its `close`, `destroy` and `goaway` calls run in
@@ -16,8 +16,8 @@
  * costs one tick per closing session and changes nothing else.
  *
  * REMOVE this module once the pinned Deno contains the fix for
- * denoland/deno#36788: delete the `protectSession` call in `server/tls.ts`'s
- * http2 server hook and run `tests/server_goaway_test.ts`, which must still
+ * denoland/deno#36788: delete the `protectSession` call in `server/app.ts`'s
+ * http2 session hook and run `tests/server_goaway_test.ts`, which must still
  * pass without it.
  * @module
  */

@@ -70,9 +70,3 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     },
   };
 }
-
-/** A logger that drops everything, for tests of other modules. */
-export const silentLogger: Logger = {
-  rpc(): void {},
-  event(): void {},
-};

@@ -102,9 +102,7 @@ export function buildEnv(
 
 type FileCheck = "ok" | "missing" | "not_file" | "not_executable";
 
-// Synchronous stats: a lookup is a few metadata reads that the kernel answers
-// from its caches in microseconds, far less than a hop to Deno's blocking
-// thread pool each, and start latency is what they would cost.
+// Synchronous stats, on the start path (see the `cgroup/fs.ts` module doc).
 function checkExecutable(path: string): FileCheck {
   let info: Deno.FileInfo;
   try {

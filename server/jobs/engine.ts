@@ -485,7 +485,7 @@ export class JobEngine {
   ): Promise<{ bytes: number; limitReached: boolean }> {
     let size = 0;
     try {
-      // Synchronous: a stat is microseconds, less than the thread-pool hop.
+      // Synchronous: one stat (see the `cgroup/fs.ts` module doc).
       size = Deno.statSync(path).size;
     } catch {
       return { bytes: 0, limitReached: false };
@@ -745,10 +745,8 @@ export class JobEngine {
       console.error(`Job ${id}: kill failed:`, killError);
     });
     await job.killing;
-    // The drivers read these counters synchronously (microseconds each), so
-    // the end of a short job is a few event-loop turns, not a queue of
-    // round trips through the blocking thread pool that the next start
-    // would wait behind.
+    // The drivers read these counters synchronously (see the `cgroup/fs.ts`
+    // module doc), so the end of a short job is a few event-loop turns.
     const [ooms, usage] = await Promise.all([
       settle("oom count", id, () => cgroup.oomKills()),
       settle("usage", id, () => cgroup.usage()),
@@ -815,7 +813,7 @@ export class JobEngine {
     const path = this.#output.path(job.info.id);
     let size: number;
     try {
-      // Synchronous: a stat is microseconds, less than the thread-pool hop.
+      // Synchronous: one stat (see the `cgroup/fs.ts` module doc).
       size = Deno.statSync(path).size;
     } catch {
       return;
@@ -942,12 +940,13 @@ export class JobEngine {
   }
 
   /**
-   * The job's output as binary chunks of at most 64 KiB, read with the
-   * reader's own fd. `offset` starts at a byte offset, `tail` at that many
-   * bytes before the current end. Without `follow` the stream ends at the
-   * end the output had when it began; with `follow` it ends after the job
-   * has ended and every byte was delivered. `signal` ends it early. Errors
-   * (unknown id, bad offset) are thrown by the first `next()`.
+   * The job's output as binary chunks of at most `READ_CHUNK_BYTES` (256
+   * KiB, in `output.ts`), read with the reader's own fd. `offset` starts at
+   * a byte offset, `tail` at that many bytes before the current end.
+   * Without `follow` the stream ends at the end the output had when it
+   * began; with `follow` it ends after the job has ended and every byte was
+   * delivered. `signal` ends it early. Errors (unknown id, bad offset) are
+   * thrown by the first `next()`.
    */
   logs(
     user: string,

@@ -66,8 +66,7 @@ export class OutputDir {
   /**
    * Creates job `id`'s output file, empty, before the job is spawned; fails
    * when the file exists.
-   * Synchronous: creating one empty file takes microseconds, less than the
-   * hop to Deno's blocking thread pool, and it is on the start path.
+   * Synchronous, on the start path (see the `cgroup/fs.ts` module doc).
    */
   create(id: string): void {
     // createNew: never truncate a file that is there (another job's output).
