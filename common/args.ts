@@ -7,6 +7,8 @@
  * > default, and {@linkcode helpText} renders `--help` from the same spec.
  *
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const spec: CommandSpec = {
  *   name: "telejob stop",
  *   usage: "[flags] ID",
@@ -16,8 +18,8 @@
  *   positionals: { min: 1, max: 1, name: "job ID" },
  * };
  * const parsed = parseCommand(spec, ["--grace", "2s", "7"]);
- * parsed.string("grace"); // "2s"
- * parsed.positionals; // ["7"]
+ * assert.equal(parsed.string("grace"), "2s");
+ * assert.deepEqual(parsed.positionals, ["7"]);
  * ```
  *
  * Every mistake throws a {@linkcode UsageError} whose message names the flag
