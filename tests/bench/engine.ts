@@ -89,7 +89,8 @@ function timedCgroup(cgroup: JobCgroup, timings: DriverTimings): JobCgroup {
     },
     pids: () => timed(timings, "cgroup.pids", () => cgroup.pids()),
     signal: (s) => timed(timings, "cgroup.signal", () => cgroup.signal(s)),
-    kill: () => timed(timings, "cgroup.kill", () => cgroup.kill()),
+    kill: (options) =>
+      timed(timings, "cgroup.kill", () => cgroup.kill(options)),
     oomKills: () => timed(timings, "cgroup.oomKills", () => cgroup.oomKills()),
     usage: () => timed(timings, "cgroup.usage", () => cgroup.usage()),
     remove: () => timed(timings, "cgroup.remove", () => cgroup.remove()),
@@ -110,6 +111,9 @@ export function timedDriver(
     },
     get parent() {
       return driver.parent;
+    },
+    get parentDirs() {
+      return driver.parentDirs;
     },
     create: async (name, limits) =>
       timedCgroup(
