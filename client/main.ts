@@ -354,17 +354,18 @@ const COMMANDS = new Map<string, Command>([
     usage: "[flags]",
     summary: "Show all your jobs (an admin sees everyone's), oldest first.",
     details: TABLE_NOTES +
-      "\nLong argument lists are cut (…) unless --wide is given.",
+      "\nLong argument lists are cut (…) unless --wide (or --output wide) is given.",
     flags: [{
       name: "wide",
       type: "boolean",
-      description: "Show every argument in full (--output json always does)",
+      description:
+        "Show everything: every argument in full, USER and UID (same as --output wide; --output json always has it all)",
     }],
     positionals: { max: 0, name: "argument" },
   }, async (ctx) => {
-    const jobs = await ctx.conn.list({
-      full: ctx.json || ctx.args.boolean("wide"),
-    });
+    // One "wide" for list, as in kubectl: every argument and the account.
+    if (ctx.args.boolean("wide")) ctx.wide = true;
+    const jobs = await ctx.conn.list({ full: ctx.json || ctx.wide });
     jobs.sort((a, b) =>
       Number(a.id) - Number(b.id) || a.id.localeCompare(b.id)
     );

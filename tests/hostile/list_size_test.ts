@@ -71,9 +71,17 @@ Deno.test("huge stored jobs cannot break List: pages stay under any client's lim
       assert.equal(table.out.trimEnd().split("\n").length, JOBS + 1);
       assert.ok(table.out.length < 20_000, "the table abbreviates");
     }
-    const wide = await telejob(server, ["list", "--wide"]);
-    assert.equal(wide.code, 0, wide.err);
-    assert.ok(wide.out.length > JOBS * 7 * ARG.length);
+    // --wide and --output wide are one: every argument, USER and UID.
+    for (const flags of [["list", "--wide"], ["--output", "wide", "list"]]) {
+      const wide = await telejob(server, flags);
+      assert.equal(wide.code, 0, wide.err);
+      assert.ok(wide.out.length > JOBS * 7 * ARG.length, flags.join(" "));
+      assert.match(
+        wide.out.split("\n")[0],
+        /\bUSER\s+UID\s*$/,
+        flags.join(" "),
+      );
+    }
     const json = await telejob(server, ["--output", "json", "list"]);
     assert.equal(json.code, 0, json.err);
     const listed = JSON.parse(json.out) as { id: string; args: string[] }[];
