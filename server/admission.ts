@@ -223,12 +223,13 @@ export class Admission {
    * Admits a call of `user` on the connection of `peer` (grpc-js's
    * `call.getPeer()`): returns the function that ends it, or throws
    * {@linkcode BudgetError}. A stream that opens a file (`opensFile`) also
-   * needs a descriptor outside the reserve.
+   * needs a descriptor outside the reserve, and a job start (`startsJob`) one
+   * outside half of it.
    */
   admitCall(
     peer: string,
     user: string,
-    options: { opensFile?: boolean } = {},
+    options: { opensFile?: boolean; startsJob?: boolean } = {},
   ): () => void {
     const refused = this.#byKey.get(keyOfPeer(peer))?.refused;
     if (refused !== undefined) {
@@ -237,8 +238,13 @@ export class Admission {
       );
     }
     const release = this.#calls.acquire(user);
-    if (options.opensFile) {
-      const fdRefusal = this.#fds.refusal();
+    const kind = options.opensFile
+      ? "stream"
+      : options.startsJob
+      ? "job"
+      : undefined;
+    if (kind !== undefined) {
+      const fdRefusal = this.#fds.refusal(kind);
       if (fdRefusal !== undefined) {
         release();
         this.#log.event("call_refused", "fd-reserve", {
@@ -246,7 +252,9 @@ export class Admission {
           detail: fdRefusal,
         });
         throw new BudgetError(
-          `Cannot open another log stream: ${fdRefusal}; end some streams or retry later`,
+          kind === "stream"
+            ? `Cannot open another log stream: ${fdRefusal}; end some streams or retry later`
+            : `Cannot start another job: ${fdRefusal}; stop some jobs or retry later`,
         );
       }
     }

@@ -162,15 +162,21 @@ export class FdBudget {
   /**
    * Why one more fd for a client must be refused, or `undefined` (and the
    * fd is counted as taken) when it may have it. Streams stop at the
-   * reserve; connections may use half of it, so that a client can still
-   * connect (and be told why its streams are refused) while streams are at
-   * their budget. The other half stays for accept, the store, output files
-   * and job starts.
+   * reserve, job starts (a running job holds its pidfd) at three quarters of
+   * it, connections at half of it: a client can still connect (and be told
+   * why its streams or jobs are refused) while those are at their budget.
+   * The last half stays for accept (the listen backlog is a quarter), the
+   * store and the server's own work: no number of clients or jobs can wedge
+   * the listener.
    */
-  refusal(kind: "stream" | "connection" = "stream"): string | undefined {
+  refusal(
+    kind: "stream" | "connection" | "job" = "stream",
+  ): string | undefined {
     if (this.#reserve <= 0) return undefined;
     const keep = kind === "stream"
       ? this.#reserve
+      : kind === "job"
+      ? Math.ceil(this.#reserve * 3 / 4)
       : Math.ceil(this.#reserve / 2);
     let free = this.#limit - this.inUse();
     // The estimate counts every fd granted since the last count as still
@@ -179,7 +185,9 @@ export class FdBudget {
     if (!Number.isFinite(free)) return undefined;
     if (free <= keep) {
       return `the server keeps its last ${keep} of ${this.#limit} file descriptors free for ${
-        kind === "stream" ? "its own work and new connections" : "its own work"
+        kind === "connection"
+          ? "its own work"
+          : "its own work and new connections"
       } (--fd-reserve ${this.#reserve}) and ${Math.max(0, free)} are free`;
     }
     this.#granted++;

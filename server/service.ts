@@ -559,7 +559,7 @@ export interface ServiceOptions {
   admitCall?: (
     peer: string,
     user: string,
-    options: { opensFile?: boolean },
+    options: { opensFile?: boolean; startsJob?: boolean },
   ) => () => void;
 }
 
@@ -610,7 +610,7 @@ export function createTelejobService(
   function authenticate(
     call: AnyCall,
     context: CallContext,
-    admit: { opensFile?: boolean } = {},
+    admit: { opensFile?: boolean; startsJob?: boolean } = {},
   ): string {
     const verdict = userOfCall(call, verifier);
     if (!verdict.ok) {
@@ -647,12 +647,13 @@ export function createTelejobService(
   function unary<Req, Res>(
     method: string,
     handle: (user: string, request: Req, context: CallContext) => Promise<Res>,
+    admit: { startsJob?: boolean } = {},
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       const started = performance.now();
       const context: CallContext = { user: "" };
       (async () => {
-        const user = authenticate(call as AnyCall, context);
+        const user = authenticate(call as AnyCall, context, admit);
         return await handle(
           user,
           decoded(call.request as Decoded<Req>),
@@ -682,6 +683,7 @@ export function createTelejobService(
         context.jobId = job.id;
         return { id: job.id };
       },
+      { startsJob: true },
     ),
     stop: unary<StopRequest, StopResponse>(
       "Stop",

@@ -181,3 +181,52 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "jobs started until the fd reserve refuses them leave room to accept: a new client is still served",
+  ...sanitizers,
+  async fn() {
+    // Every running job holds one fd (its pidfd). Without a share of the
+    // reserve kept from job starts, jobs ran the server into EMFILE, and the
+    // next accept stopped its listener for good (finding 2's wedge).
+    const server = await startServer({
+      nofile: 256,
+      args: ["--max-calls-per-user", "1000"],
+    });
+    const client = clientFor(server, "client1");
+    try {
+      let refusal: { code: number; details: string } | undefined;
+      const ids: string[] = [];
+      for (let i = 0; i < 300 && refusal === undefined; i++) {
+        try {
+          const request = StartRequest.fromPartial({
+            command: "sleep",
+            args: ["600"],
+          });
+          ids.push((await call<{ id: string }>(client, "start", request)).id);
+        } catch (error) {
+          refusal = error as { code: number; details: string };
+        }
+      }
+      assert.ok(refusal, `${ids.length} jobs started and none was refused`);
+      assert.equal(refusal.code, 8, refusal.details); // RESOURCE_EXHAUSTED
+      assert.match(refusal.details, /Cannot start another job.*--fd-reserve/);
+      assert.ok(ids.length > 50, `only ${ids.length} jobs before the refusal`);
+      // New connections, one after another, are accepted and served.
+      for (const name of ["client1", "client2", "admin"]) {
+        const fresh = clientFor(server, name);
+        try {
+          const page = await call<{ jobs: unknown[] }>(fresh, "list", {});
+          assert.ok(Array.isArray(page.jobs));
+        } finally {
+          fresh.close();
+        }
+      }
+      assert.ok(server.alive());
+    } finally {
+      client.close();
+      await server.stop();
+    }
+  },
+});
