@@ -54,15 +54,69 @@ function hint(error: unknown): string {
   return "check the value and the kernel's cgroup documentation";
 }
 
+/** The errno names of the few error classes Deno throws without a `code`. */
+const ERRNO_BY_CLASS: [new (...args: never[]) => Error, string][] = [
+  [Deno.errors.NotFound, "ENOENT"],
+  [Deno.errors.PermissionDenied, "EACCES"],
+  [Deno.errors.AlreadyExists, "EEXIST"],
+  [Deno.errors.Busy, "EBUSY"],
+];
+
+/** The errno name (`EACCES`, `EBUSY`, ...) of a kernel error, if it has one. */
+function errnoOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string") return code;
+  return ERRNO_BY_CLASS.find(([kind]) => error instanceof kind)?.[1];
+}
+
 /**
- * Wraps a kernel error: `what` says what failed, with the path (e.g.
- * `write "1" to /sys/fs/cgroup/x/cgroup.kill`); a hint says what to do.
+ * A failed operation on a cgroup file, like Go's `os.PathError`: callers
+ * test {@linkcode CgroupError.code} (`EBUSY`, `ENOSPC`, ...) instead of
+ * matching the message, which is for people: what failed, with the path,
+ * the kernel's reason and what to do.
  */
-export function cgroupError(what: string, error: unknown): Error {
-  const reason = error instanceof Error ? error.message : String(error);
-  return new Error(`Failed to ${what}: ${reason}; ${hint(error)}`, {
-    cause: error,
-  });
+export class CgroupError extends Error {
+  /** What was attempted, e.g. `write "1" to` or `create cgroup`. */
+  readonly op: string;
+  /** The cgroup file or directory. */
+  readonly path: string;
+  /** The kernel's errno name, e.g. `EACCES`; absent when none is known. */
+  readonly code: string | undefined;
+
+  /**
+   * `op` and `path` read as one phrase (`write "1" to /sys/...`);
+   * `reason` and `hint` replace the kernel's message and the hint derived
+   * from `cause`.
+   */
+  constructor(
+    op: string,
+    path: string,
+    options: { cause: unknown; reason?: string; hint?: string },
+  ) {
+    const { cause } = options;
+    const reason = options.reason ??
+      (cause instanceof Error ? cause.message : String(cause));
+    super(
+      `Failed to ${op} ${path}: ${reason}; ${options.hint ?? hint(cause)}`,
+      { cause },
+    );
+    this.name = "CgroupError";
+    this.op = op;
+    this.path = path;
+    this.code = errnoOf(cause);
+  }
+}
+
+/**
+ * Wraps a kernel error in a {@linkcode CgroupError}: `op` says what failed
+ * (e.g. `write "1" to`), `path` where.
+ */
+export function cgroupError(
+  op: string,
+  path: string,
+  error: unknown,
+): CgroupError {
+  return new CgroupError(op, path, { cause: error });
 }
 
 /** Writes `value` to a cgroup file in one write. */
@@ -70,7 +124,7 @@ export async function writeFile(path: string, value: string): Promise<void> {
   try {
     await Deno.writeTextFile(path, value);
   } catch (error) {
-    throw cgroupError(`write ${JSON.stringify(value)} to ${path}`, error);
+    throw cgroupError(`write ${JSON.stringify(value)} to`, path, error);
   }
 }
 
@@ -82,7 +136,7 @@ export function writeFileSync(path: string, value: string): void {
   try {
     Deno.writeTextFileSync(path, value);
   } catch (error) {
-    throw cgroupError(`write ${JSON.stringify(value)} to ${path}`, error);
+    throw cgroupError(`write ${JSON.stringify(value)} to`, path, error);
   }
 }
 
@@ -91,7 +145,7 @@ export async function readFile(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
-    throw cgroupError(`read ${path}`, error);
+    throw cgroupError("read", path, error);
   }
 }
 
@@ -101,7 +155,7 @@ export async function readOptional(path: string): Promise<string | undefined> {
     return await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
-    throw cgroupError(`read ${path}`, error);
+    throw cgroupError("read", path, error);
   }
 }
 
@@ -114,7 +168,7 @@ export function readOptionalSync(path: string): string | undefined {
     return Deno.readTextFileSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
-    throw cgroupError(`read ${path}`, error);
+    throw cgroupError("read", path, error);
   }
 }
 
@@ -125,7 +179,7 @@ export async function exists(path: string): Promise<boolean> {
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
-    throw cgroupError(`inspect ${path}`, error);
+    throw cgroupError("inspect", path, error);
   }
 }
 
@@ -136,7 +190,7 @@ export function existsSync(path: string): boolean {
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
-    throw cgroupError(`inspect ${path}`, error);
+    throw cgroupError("inspect", path, error);
   }
 }
 
@@ -186,7 +240,7 @@ export async function makeDir(path: string): Promise<void> {
   try {
     await Deno.mkdir(path, { recursive: true });
   } catch (error) {
-    throw cgroupError(`create cgroup ${path}`, error);
+    throw cgroupError("create cgroup", path, error);
   }
 }
 
@@ -199,12 +253,13 @@ export async function makeJobDir(path: string): Promise<void> {
     await Deno.mkdir(path);
   } catch (error) {
     if (error instanceof Deno.errors.AlreadyExists) {
-      throw new Error(
-        `Failed to create cgroup ${path}: it already exists; remove the stale cgroup or pick another name`,
-        { cause: error },
-      );
+      throw new CgroupError("create cgroup", path, {
+        cause: error,
+        reason: "it already exists",
+        hint: "remove the stale cgroup or pick another name",
+      });
     }
-    throw cgroupError(`create cgroup ${path}`, error);
+    throw cgroupError("create cgroup", path, error);
   }
 }
 
@@ -230,7 +285,7 @@ export async function removeDir(
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return;
       if (!isBusy(error) || Date.now() > deadline) {
-        throw cgroupError(`remove cgroup ${path}`, error);
+        throw cgroupError("remove cgroup", path, error);
       }
     }
     await sleep(delay);
@@ -253,7 +308,7 @@ export function subtreeSync(dir: string): string[] {
     links = Deno.lstatSync(dir).nlink;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return [];
-    throw cgroupError(`inspect ${dir}`, error);
+    throw cgroupError("inspect", dir, error);
   }
   if (links === 2) return [dir];
   const dirs: string[] = [];
@@ -263,7 +318,7 @@ export function subtreeSync(dir: string): string[] {
     }
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return dirs;
-    throw cgroupError(`list ${dir}`, error);
+    throw cgroupError("list", dir, error);
   }
   dirs.push(dir);
   return dirs;
@@ -290,7 +345,7 @@ export async function removeTree(
     return;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return;
-    if (!isBusy(error)) throw cgroupError(`remove cgroup ${dir}`, error);
+    if (!isBusy(error)) throw cgroupError("remove cgroup", dir, error);
   }
   for (const child of subtreeSync(dir)) await removeDir(child, options);
 }
@@ -309,7 +364,7 @@ export async function listJobDirs(dir: string): Promise<string[]> {
     }
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return [];
-    throw cgroupError(`list ${dir}`, error);
+    throw cgroupError("list", dir, error);
   }
   return names.sort();
 }

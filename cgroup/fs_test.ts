@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import {
+  CgroupError,
   cgroupError,
   existsSync,
   jobDirName,
   joinCgroupPath,
   listJobDirs,
+  makeJobDir,
   parseKeyed,
   readPids,
   removeDir,
@@ -56,7 +58,8 @@ Deno.test("parseKeyed reads flat-keyed kernel files", () => {
 
 Deno.test("cgroupError names the action, the path and what to do", () => {
   const error = cgroupError(
-    'write "1" to /sys/fs/cgroup/x/cgroup.kill',
+    'write "1" to',
+    "/sys/fs/cgroup/x/cgroup.kill",
     new Deno.errors.PermissionDenied("Permission denied"),
   );
   assert.match(
@@ -64,6 +67,37 @@ Deno.test("cgroupError names the action, the path and what to do", () => {
     /^Failed to write "1" to \/sys\/fs\/cgroup\/x\/cgroup\.kill: Permission denied; run the server as root/,
   );
   assert.ok(error.cause instanceof Deno.errors.PermissionDenied);
+  assert.ok(error instanceof CgroupError);
+  assert.equal(error.name, "CgroupError");
+  assert.equal(error.op, 'write "1" to');
+  assert.equal(error.path, "/sys/fs/cgroup/x/cgroup.kill");
+  assert.equal(error.code, "EACCES");
+});
+
+Deno.test("a CgroupError carries the kernel's errno name for callers to test", async () => {
+  const error = await writeFile("/proc/self/no-such-dir/file", "1").then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof CgroupError, String(error));
+  assert.equal(error.code, "ENOENT");
+  assert.equal(error.op, 'write "1" to');
+  assert.equal(error.path, "/proc/self/no-such-dir/file");
+  const dir = await Deno.makeTempDir();
+  try {
+    const exists = await makeJobDir(dir).then(() => undefined, (e) => e);
+    assert.ok(exists instanceof CgroupError, String(exists));
+    assert.equal(exists.code, "EEXIST");
+    assert.match(
+      exists.message,
+      /^Failed to create cgroup .*: it already exists; remove the stale cgroup/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const busy = cgroupError("remove cgroup", "/x", new Deno.errors.Busy("busy"));
+  assert.equal(busy.code, "EBUSY");
+  assert.equal(cgroupError("read", "/x", "odd").code, undefined);
 });
 
 Deno.test("writeFile wraps a kernel error with the path", async () => {

@@ -51,7 +51,7 @@ export {
   shimCommand,
   type ShimOptions,
 } from "./shim.ts";
-export { JOB_PREFIX, SERVER_LEAF } from "./fs.ts";
+export { CgroupError, JOB_PREFIX, SERVER_LEAF } from "./fs.ts";
 export { createV1Driver, V1Driver } from "./v1.ts";
 export {
   createV2Driver,

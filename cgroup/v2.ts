@@ -225,7 +225,7 @@ export async function createV2Driver(
           { cause: error },
         );
       }
-      throw cgroupError(`enable ${missing.join(", ")} in ${file}`, error);
+      throw cgroupError(`enable ${missing.join(", ")} in`, file, error);
     }
   }
   const controllers = words(
