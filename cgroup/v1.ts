@@ -166,22 +166,27 @@ export class V1Driver implements CgroupDriver {
     return this.hierarchies.map((h) => h.parentDir);
   }
 
-  /** Creates `telejob-<name>` in every hierarchy and applies `limits`. */
+  /**
+   * Creates `telejob-<name>` in every hierarchy and applies `limits`. On
+   * failure every directory it made is removed again: each is deferred onto
+   * an undo stack as it is made, and the stack is kept only on success.
+   */
   async create(name: string, limits: Limits): Promise<V1JobCgroup> {
     const job = this.open(name);
     this.#checkControllers(limits);
+    await using undo = new AsyncDisposableStack();
     // The hierarchies are independent, so their directories are made at once.
     const dirs = [...new Set(job.dirs.values())];
     const made = await Promise.allSettled(dirs.map((dir) => makeJobDir(dir)));
-    const created = dirs.filter((_, i) => made[i].status === "fulfilled");
-    try {
-      const failed = made.find((r) => r.status === "rejected");
-      if (failed) throw failed.reason;
-      applyLimits(job, limits);
-    } catch (error) {
-      await Promise.all(created.map((dir) => removeDir(dir).catch(() => {})));
-      throw error;
-    }
+    dirs.forEach((dir, i) => {
+      if (made[i].status === "fulfilled") {
+        undo.defer(() => removeDir(dir).catch(() => {}));
+      }
+    });
+    const failed = made.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    applyLimits(job, limits);
+    undo.move();
     return job;
   }
 
