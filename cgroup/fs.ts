@@ -119,6 +119,20 @@ export function cgroupError(
   return new CgroupError(op, path, { cause: error });
 }
 
+/**
+ * The result of a synchronous read as a promise, a throw as a rejection: for
+ * the `JobCgroup` methods the engine awaits (`pids`, `usage`,
+ * `oomKills`, `signal`), whose work is synchronous (see the module doc).
+ * The one adapter between the two, instead of one per method.
+ */
+export function fromSync<T>(read: () => T): Promise<T> {
+  try {
+    return Promise.resolve(read());
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
 /** Writes `value` to a cgroup file in one write. */
 export async function writeFile(path: string, value: string): Promise<void> {
   try {
@@ -172,18 +186,7 @@ export function readOptionalSync(path: string): string | undefined {
   }
 }
 
-/** Whether `path` exists. */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw cgroupError("inspect", path, error);
-  }
-}
-
-/** Like {@linkcode exists}, synchronously (see {@linkcode writeFileSync}). */
+/** Whether `path` exists, synchronously (see the module doc). */
 export function existsSync(path: string): boolean {
   try {
     Deno.lstatSync(path);

@@ -126,3 +126,27 @@ export async function readSelf(): Promise<{
     memberships: parseProcCgroup(cgroup),
   };
 }
+
+/** This process's cgroup layout: mounts and memberships. */
+export interface CgroupLayout {
+  /** Parsed `/proc/self/mountinfo` cgroup mounts. */
+  mounts: CgroupMount[];
+  /** Parsed `/proc/self/cgroup` lines. */
+  memberships: CgroupMembership[];
+}
+
+/**
+ * The layout a driver was given, with what it was not given read from
+ * `/proc/self` (tests pass both; the server passes what it detected).
+ */
+export async function selfLayout(
+  given: Partial<CgroupLayout>,
+): Promise<CgroupLayout> {
+  let { mounts, memberships } = given;
+  if (!mounts || !memberships) {
+    const self = await readSelf();
+    mounts ??= self.mounts;
+    memberships ??= self.memberships;
+  }
+  return { mounts, memberships };
+}

@@ -4,6 +4,7 @@ import {
   parseProcCgroup,
   pathBelowMount,
   readSelf,
+  selfLayout,
 } from "./mounts.ts";
 
 // Copied from this (hybrid) host's /proc/self/mountinfo.
@@ -100,4 +101,16 @@ Deno.test("readSelf finds this process in every mounted hierarchy", async () => 
       );
     assert.ok(member, `not a member of ${mount.mountPoint}`);
   }
+});
+
+Deno.test("selfLayout keeps what it was given and reads only what is missing", async () => {
+  const self = await readSelf();
+  const given = { mounts: [], memberships: [] };
+  const kept = await selfLayout(given);
+  assert.equal(kept.mounts, given.mounts);
+  assert.equal(kept.memberships, given.memberships);
+  assert.deepEqual(await selfLayout({}), self);
+  const half = await selfLayout({ mounts: given.mounts });
+  assert.equal(half.mounts, given.mounts);
+  assert.deepEqual(half.memberships, self.memberships);
 });

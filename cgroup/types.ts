@@ -46,10 +46,36 @@ export interface Usage {
   ioWriteBytes: number;
 }
 
+/**
+ * The controllers job limits use, by their cgroup v2 names, each with the
+ * v1 hierarchy that does its work (v1 calls `io` `blkio`). Both drivers'
+ * controller lists derive from this one table.
+ */
+export const V1_HIERARCHY_OF = {
+  cpu: "cpu",
+  memory: "memory",
+  io: "blkio",
+  pids: "pids",
+} as const;
+
+/** A controller a job limit needs, by its cgroup v2 name. */
+export type LimitController = keyof typeof V1_HIERARCHY_OF;
+
+/** The CFS period a job's CPU quota is counted in (v1 and v2), in µs. */
+export const CFS_PERIOD_US = 100000;
+
+/**
+ * The CFS quota for `cpu` cores per {@linkcode CFS_PERIOD_US}, at least the
+ * kernel's minimum of 1 ms.
+ */
+export function cpuQuotaUs(cpu: number): number {
+  return Math.max(1000, Math.round(cpu * CFS_PERIOD_US));
+}
+
 /** What one kind of limit needs from the kernel. */
 export interface LimitNeed {
-  /** The controller, by its cgroup v2 name (v1 calls `io` `blkio`). */
-  controller: "cpu" | "memory" | "pids" | "io";
+  /** The controller, by its cgroup v2 name (see {@linkcode V1_HIERARCHY_OF}). */
+  controller: LimitController;
   /** The limit in words, e.g. `a CPU limit`. */
   what: string;
   /** The server flag that sets it, e.g. `--cpu-limit`. */

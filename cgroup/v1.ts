@@ -10,10 +10,17 @@
  * a frozen process cannot fork, so none can slip through.
  * @module
  */
-import { emptyUsage, limitNeeds } from "./types.ts";
+import {
+  CFS_PERIOD_US,
+  cpuQuotaUs,
+  emptyUsage,
+  limitNeeds,
+  V1_HIERARCHY_OF,
+} from "./types.ts";
 import type { CgroupDriver, JobCgroup, Limits, Usage } from "./types.ts";
 import {
   existsSync,
+  fromSync,
   jobDirName,
   joinCgroupPath,
   listJobDirs,
@@ -27,7 +34,6 @@ import {
   removeTree,
   resolveParent,
   signalPid,
-  sleep,
   subtreeSync,
   writeFile,
   writeFileSync,
@@ -37,21 +43,25 @@ import {
   type CgroupMembership,
   type CgroupMount,
   pathBelowMount,
-  readSelf,
+  selfLayout,
 } from "./mounts.ts";
-
-/** The v1 controllers the driver uses. */
-export const V1_CONTROLLERS = [
-  "cpu",
-  "cpuacct",
-  "memory",
-  "blkio",
-  "pids",
-  "freezer",
-] as const;
+import { killUntilEmpty } from "./kill.ts";
 
 /** A v1 controller the driver uses. */
-export type V1Controller = typeof V1_CONTROLLERS[number];
+export type V1Controller =
+  | typeof V1_HIERARCHY_OF[keyof typeof V1_HIERARCHY_OF]
+  | "cpuacct"
+  | "freezer";
+
+/**
+ * The v1 controllers the driver uses: the limits' hierarchies, cpuacct for
+ * CPU usage and the freezer for kill.
+ */
+export const V1_CONTROLLERS: readonly V1Controller[] = [
+  ...Object.values(V1_HIERARCHY_OF),
+  "cpuacct",
+  "freezer",
+];
 
 /** One mounted v1 hierarchy and the parent cgroup directory in it. */
 export interface V1Hierarchy {
@@ -92,12 +102,7 @@ export function hasV1Controllers(mounts: readonly CgroupMount[]): boolean {
 export async function createV1Driver(
   options: V1DriverOptions = {},
 ): Promise<V1Driver> {
-  let { mounts, memberships } = options;
-  if (!mounts || !memberships) {
-    const self = await readSelf();
-    mounts ??= self.mounts;
-    memberships ??= self.memberships;
-  }
+  const { mounts, memberships } = await selfLayout(options);
   const hierarchies: V1Hierarchy[] = [];
   for (const mount of mounts) {
     if (mount.version !== 1) continue;
@@ -245,7 +250,7 @@ export class V1Driver implements CgroupDriver {
     limits: Limits,
   ): { controller: V1Controller; what: string; flag: string } | undefined {
     for (const need of limitNeeds(limits)) {
-      const controller = need.controller === "io" ? "blkio" : need.controller;
+      const controller = V1_HIERARCHY_OF[need.controller];
       if (!this.hierarchies.some((h) => h.controllers.includes(controller))) {
         return { ...need, controller };
       }
@@ -273,9 +278,6 @@ export class V1Driver implements CgroupDriver {
   }
 }
 
-/** The CFS period a job's CPU quota is counted in, in microseconds. */
-const CFS_PERIOD_US = "100000";
-
 /**
  * Writes the job's limits, synchronously (see the `cgroup/fs.ts` module doc).
  */
@@ -285,13 +287,13 @@ function applyLimits(job: V1JobCgroup, limits: Limits): void {
   const pids = job.dirs.get("pids");
   const blkio = job.dirs.get("blkio");
   if (limits.cpu !== undefined && cpu) {
-    const quota = String(Math.max(1000, Math.round(limits.cpu * 100000)));
+    const quota = String(cpuQuotaUs(limits.cpu));
     // A new cgroup's period is already the kernel's default, 100000 (not
     // inherited from the parent), and a CFS bandwidth write can be costly in
     // the kernel: read it (microseconds) and write it only when it differs.
     const period = `${cpu}/cpu.cfs_period_us`;
-    if (readOptionalSync(period)?.trim() !== CFS_PERIOD_US) {
-      writeFileSync(period, CFS_PERIOD_US);
+    if (readOptionalSync(period)?.trim() !== String(CFS_PERIOD_US)) {
+      writeFileSync(period, String(CFS_PERIOD_US));
     }
     writeFileSync(`${cpu}/cpu.cfs_quota_us`, quota);
   }
@@ -371,11 +373,7 @@ export class V1JobCgroup implements JobCgroup {
    * every one of the job's directories count too.
    */
   pids(): Promise<number[]> {
-    try {
-      return Promise.resolve(this.#pids());
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return fromSync(() => this.#pids());
   }
 
   #pids(): number[] {
@@ -393,74 +391,54 @@ export class V1JobCgroup implements JobCgroup {
   }
 
   /** Sends `signal` to every process of the job. */
-  async signal(signal: Deno.Signal): Promise<void> {
-    for (const pid of await this.pids()) signalPid(pid, signal);
+  signal(signal: Deno.Signal): Promise<void> {
+    return fromSync(() => {
+      for (const pid of this.#pids()) signalPid(pid, signal);
+    });
   }
 
   /**
    * Freeze, SIGKILL every process, thaw; repeat until no process is left in
    * the job's cgroups or any cgroup below them (v1's freezer freezes
-   * descendants too). A frozen process cannot fork, and its pid cannot be
-   * reused before it is killed, so a fork bomb cannot escape. Without the freezer it repeats the
-   * kill until the cgroup is empty, which also converges because each round
-   * kills every process that could have forked.
+   * descendants too); see {@linkcode killUntilEmpty}.
    */
-  async kill(options: { timeoutMs?: number } = {}): Promise<void> {
-    const deadline = Date.now() + (options.timeoutMs ?? 10000);
+  kill(options: { timeoutMs?: number } = {}): Promise<void> {
     const freezer = this.dirs.get("freezer");
-    let delay = 1;
-    for (;;) {
-      if (this.#pids().length === 0) return;
-      if (freezer) await this.#freeze(freezer, deadline);
-      try {
-        for (const pid of this.#pids()) signalPid(pid, "SIGKILL");
-      } finally {
-        if (freezer) await writeFile(`${freezer}/freezer.state`, "THAWED");
-      }
-      if (this.#pids().length === 0) return;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `Failed to kill every process of cgroup ${this.name}: pids ${
-            this.#pids().join(" ")
-          } remain; check for processes stuck in uninterruptible sleep (ps -o stat)`,
-        );
-      }
-      await sleep(delay);
-      delay = Math.min(delay * 2, 20);
-    }
-  }
-
-  async #freeze(dir: string, deadline: number): Promise<void> {
-    const file = `${dir}/freezer.state`;
-    await writeFile(file, "FROZEN");
-    // Freezing completes once every task has stopped; a task stuck in the
-    // kernel may delay it, in which case we kill what we can and retry.
-    const until = Math.min(deadline, Date.now() + 1000);
-    let delay = 1;
-    while ((await readFile(file)).trim() !== "FROZEN" && Date.now() < until) {
-      await sleep(delay);
-      delay = Math.min(delay * 2, 20);
-    }
+    const state = `${freezer}/freezer.state`;
+    return killUntilEmpty({
+      name: this.name,
+      populated: () => this.#pids().length > 0,
+      pids: () => this.#pids(),
+      freezer: freezer === undefined ? undefined : {
+        freeze: () => writeFile(state, "FROZEN"),
+        frozen: async () => (await readFile(state)).trim() === "FROZEN",
+        thaw: () => writeFile(state, "THAWED"),
+      },
+    }, options);
   }
 
   /**
    * The `oom_kill` counter of `memory.oom_control` (0 without memory). Read
    * synchronously, like {@linkcode usage}.
    */
-  // deno-lint-ignore require-await
-  async oomKills(): Promise<number> {
-    const memory = this.dirs.get("memory");
-    if (!memory) return 0;
-    const text = readOptionalSync(`${memory}/memory.oom_control`);
-    return text === undefined ? 0 : parseKeyed(text).get("oom_kill") ?? 0;
+  oomKills(): Promise<number> {
+    return fromSync(() => {
+      const memory = this.dirs.get("memory");
+      if (!memory) return 0;
+      const text = readOptionalSync(`${memory}/memory.oom_control`);
+      return text === undefined ? 0 : parseKeyed(text).get("oom_kill") ?? 0;
+    });
   }
 
   /**
    * cpuacct.usage, memory.max_usage_in_bytes and the blkio byte counters.
    * Read synchronously (see the `cgroup/fs.ts` module doc).
    */
-  // deno-lint-ignore require-await
-  async usage(): Promise<Usage> {
+  usage(): Promise<Usage> {
+    return fromSync(() => this.#usage());
+  }
+
+  #usage(): Usage {
     const usage = emptyUsage();
     const cpuacct = this.dirs.get("cpuacct");
     if (cpuacct) {

@@ -14,12 +14,12 @@
  * the error says to point `--cgroup-parent` at a cgroup of its own.
  * @module
  */
-import { emptyUsage, limitNeeds } from "./types.ts";
+import { CFS_PERIOD_US, cpuQuotaUs, emptyUsage, limitNeeds } from "./types.ts";
 import type { CgroupDriver, JobCgroup, Limits, Usage } from "./types.ts";
 import {
   cgroupError,
-  exists,
   existsSync,
+  fromSync,
   isBusy,
   jobDirName,
   joinCgroupPath,
@@ -36,7 +36,6 @@ import {
   resolveParent,
   SERVER_LEAF,
   signalPid,
-  sleep,
   subtreePidsSync,
   writeFile,
   writeFileSync,
@@ -59,8 +58,9 @@ import {
   type CgroupMembership,
   type CgroupMount,
   pathBelowMount,
-  readSelf,
+  selfLayout,
 } from "./mounts.ts";
+import { killUntilEmpty } from "./kill.ts";
 
 /** Options of {@linkcode createV2Driver}. */
 export interface V2DriverOptions {
@@ -123,12 +123,7 @@ export async function findV2Mount(
 export async function createV2Driver(
   options: V2DriverOptions = {},
 ): Promise<V2Driver> {
-  let { mounts, memberships } = options;
-  if (!mounts || !memberships) {
-    const self = await readSelf();
-    mounts ??= self.mounts;
-    memberships ??= self.memberships;
-  }
+  const { mounts, memberships } = await selfLayout(options);
   const mount = options.mount ?? await findV2Mount(mounts);
   if (!mount) {
     throw new Error(
@@ -348,8 +343,10 @@ export class V2Driver implements CgroupDriver {
  */
 function applyLimits(dir: string, limits: Limits): void {
   if (limits.cpu !== undefined) {
-    const quota = Math.max(1000, Math.round(limits.cpu * 100000));
-    writeFileSync(`${dir}/cpu.max`, `${quota} 100000`);
+    writeFileSync(
+      `${dir}/cpu.max`,
+      `${cpuQuotaUs(limits.cpu)} ${CFS_PERIOD_US}`,
+    );
   }
   if (limits.memoryBytes !== undefined) {
     writeFileSync(`${dir}/memory.max`, String(limits.memoryBytes));
@@ -398,11 +395,7 @@ export class V2JobCgroup implements JobCgroup {
    * synchronously (microseconds; see usage()).
    */
   pids(): Promise<number[]> {
-    try {
-      return Promise.resolve(subtreePidsSync(this.dir));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return fromSync(() => subtreePidsSync(this.dir));
   }
 
   /**
@@ -416,8 +409,10 @@ export class V2JobCgroup implements JobCgroup {
   }
 
   /** Sends `signal` to every process of the job. */
-  async signal(signal: Deno.Signal): Promise<void> {
-    for (const pid of await this.pids()) signalPid(pid, signal);
+  signal(signal: Deno.Signal): Promise<void> {
+    return fromSync(() => {
+      for (const pid of subtreePidsSync(this.dir)) signalPid(pid, signal);
+    });
   }
 
   /**
@@ -429,65 +424,47 @@ export class V2JobCgroup implements JobCgroup {
    * of the subtree, thaws and repeats until empty.
    */
   async kill(options: { timeoutMs?: number } = {}): Promise<void> {
-    const deadline = Date.now() + (options.timeoutMs ?? 10000);
     // At a job's end the cgroup is usually empty already: done in one read.
     if (!this.#populated()) return;
-    const hasKill = await exists(`${this.dir}/cgroup.kill`);
-    const hasFreeze = await exists(`${this.dir}/cgroup.freeze`);
-    let delay = 1;
-    for (;;) {
-      if (!this.#populated()) return;
-      if (hasKill) {
-        await writeFile(`${this.dir}/cgroup.kill`, "1");
-      } else {
-        if (hasFreeze) await this.#freeze(deadline);
-        try {
-          for (const pid of await this.pids()) signalPid(pid, "SIGKILL");
-        } finally {
-          if (hasFreeze) await writeFile(`${this.dir}/cgroup.freeze`, "0");
+    const kill = `${this.dir}/cgroup.kill`;
+    const freeze = `${this.dir}/cgroup.freeze`;
+    await killUntilEmpty({
+      name: this.name,
+      populated: () => this.#populated(),
+      pids: () => subtreePidsSync(this.dir),
+      killAll: existsSync(kill) ? () => writeFile(kill, "1") : undefined,
+      freezer: existsSync(freeze)
+        ? {
+          freeze: () => writeFile(freeze, "1"),
+          frozen: async () =>
+            parseKeyed(await readFile(`${this.dir}/cgroup.events`))
+              .get("frozen") === 1,
+          thaw: () => writeFile(freeze, "0"),
         }
-      }
-      if (!this.#populated()) return;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `Failed to kill every process of cgroup ${this.name}: pids ${
-            (await this.pids()).join(" ")
-          } remain; check for processes stuck in uninterruptible sleep (ps -o stat)`,
-        );
-      }
-      await sleep(delay);
-      delay = Math.min(delay * 2, 20);
-    }
-  }
-
-  async #freeze(deadline: number): Promise<void> {
-    await writeFile(`${this.dir}/cgroup.freeze`, "1");
-    const until = Math.min(deadline, Date.now() + 1000);
-    let delay = 1;
-    while (Date.now() < until) {
-      const events = parseKeyed(await readFile(`${this.dir}/cgroup.events`));
-      if (events.get("frozen") === 1) return;
-      await sleep(delay);
-      delay = Math.min(delay * 2, 20);
-    }
+        : undefined,
+    }, options);
   }
 
   /**
    * The `oom_kill` counter of `memory.events` (0 without memory). Read
    * synchronously, like {@linkcode usage}.
    */
-  // deno-lint-ignore require-await
-  async oomKills(): Promise<number> {
-    const text = readOptionalSync(`${this.dir}/memory.events`);
-    return text === undefined ? 0 : parseKeyed(text).get("oom_kill") ?? 0;
+  oomKills(): Promise<number> {
+    return fromSync(() => {
+      const text = readOptionalSync(`${this.dir}/memory.events`);
+      return text === undefined ? 0 : parseKeyed(text).get("oom_kill") ?? 0;
+    });
   }
 
   /**
    * cpu.stat usage_usec, memory.peak and io.stat rbytes/wbytes. Read
    * synchronously (see the `cgroup/fs.ts` module doc).
    */
-  // deno-lint-ignore require-await
-  async usage(): Promise<Usage> {
+  usage(): Promise<Usage> {
+    return fromSync(() => this.#usage());
+  }
+
+  #usage(): Usage {
     const usage = emptyUsage();
     const cpu = readOptionalSync(`${this.dir}/cpu.stat`);
     if (cpu !== undefined) {

@@ -12,9 +12,12 @@ import {
   readPids,
   SERVER_LEAF,
 } from "./fs.ts";
+import { type LimitController, V1_HIERARCHY_OF } from "./types.ts";
 
 /** The v2 controllers the driver enables for job cgroups. */
-export const V2_CONTROLLERS = ["cpu", "memory", "io", "pids"] as const;
+export const V2_CONTROLLERS: readonly LimitController[] = Object.keys(
+  V1_HIERARCHY_OF,
+) as LimitController[];
 
 /** Splits a cgroup file's list of names. */
 export function words(text: string | undefined): string[] {
