@@ -2,7 +2,8 @@
  * telejob-server's command line: the seed's flags and environment variables
  * plus ours, parsed with the project's one `parseArgs` wrapper
  * (`common/args.ts`). Every mistake is a {@linkcode UsageError} whose
- * message names the flag and what is allowed.
+ * message names the flag and what is allowed; anything else (a bug, a host
+ * failure) propagates as itself.
  * @module
  */
 import {
@@ -379,6 +380,23 @@ function parseBudgets(
 }
 
 /**
+ * Turns a rejection from one of the flag parsers (`parseLimitFlags`,
+ * `parseRunAs`, `parseIdRange`) into a {@linkcode UsageError}. Those parsers
+ * report bad input with a plain `Error` whose message names the flag; any
+ * other throw (a `TypeError`, a `RangeError`, a `Deno.errors.*`, a non-Error)
+ * is a bug or a host failure, and is returned unchanged so that it
+ * propagates with its stack instead of becoming exit code 2.
+ */
+export function asUsageError(error: unknown): unknown {
+  if (
+    error instanceof Error && Object.getPrototypeOf(error) === Error.prototype
+  ) {
+    return new UsageError(error.message);
+  }
+  return error;
+}
+
+/**
  * Parses telejob-server's arguments (flags, then the `--config` file, then
  * environment, then defaults). Throws {@linkcode UsageError} naming the
  * flag at fault, and the file and line when the value came from the file.
@@ -425,9 +443,7 @@ async function serverConfigFrom(parsed: ParsedArgs): Promise<ParsedServerArgs> {
       pidsLimit: parsed.string("pids-limit"),
     });
   } catch (error) {
-    throw new UsageError(
-      error instanceof Error ? error.message : String(error),
-    );
+    throw asUsageError(error);
   }
 
   const admins = parsed.strings("admin");
@@ -453,7 +469,7 @@ async function serverConfigFrom(parsed: ParsedArgs): Promise<ParsedServerArgs> {
       parsed.string("uid-range") ?? "2000000000-2000999999",
     );
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw asUsageError(error);
   }
   return {
     config: {

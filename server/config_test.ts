@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  asUsageError,
   DEFAULT_ADDRESS,
   DEFAULT_DATA_DIR,
   parseAddress,
@@ -104,6 +105,9 @@ Deno.test("parseServerArgs: help, and usage errors that name the flag", async ()
     [["--server-cert", "a", "--server-key", "b"], /--client-ca-cert/],
     [[...TLS, "--nope"], /--nope/],
     [[...TLS, "--cpu-limit", "x"], /--cpu-limit/],
+    [[...TLS, "--io-limit", "7:0 nope=1"], /--io-limit/],
+    [[...TLS, "--run-as", "nope"], /--run-as/],
+    [[...TLS, "--uid-range", "9-1"], /--uid-range/],
     [[...TLS, "--max-jobs-per-user", "0"], /--max-jobs-per-user/],
     [[...TLS, "--data-dir", ""], /--data-dir/],
   ];
@@ -154,5 +158,23 @@ Deno.test("resource budget flags: defaults, values, and errors naming the flag",
       parseServerArgs([...TLS, flag, value], noEnv),
       (e) => e instanceof UsageError && e.message.includes(flag),
     );
+  }
+});
+
+Deno.test("asUsageError makes a parser's plain Error a usage error and lets bugs through", () => {
+  const usage = asUsageError(new Error('Invalid --cpu-limit "x": bad'));
+  assert.ok(usage instanceof UsageError);
+  assert.equal(usage.message, 'Invalid --cpu-limit "x": bad');
+  // A bug (TypeError), a host failure (Deno.errors.*) or a non-Error thrown
+  // keeps its identity and stack: it must not exit 2 as a usage mistake.
+  for (
+    const bug of [
+      new TypeError("Cannot read properties of undefined"),
+      new RangeError("Maximum call stack size exceeded"),
+      new Deno.errors.PermissionDenied("open /dev/sda"),
+      "a string",
+    ]
+  ) {
+    assert.equal(asUsageError(bug), bug);
   }
 });
