@@ -21,12 +21,8 @@ import { ConnectionTracker } from "./connections.ts";
 import { goawayProtectionEnabled, protectSession } from "./goaway.ts";
 import type { Logger } from "./log.ts";
 import { addReflection } from "./reflection.ts";
-import {
-  createTelejobService,
-  type Engine,
-  MAX_REQUEST_BYTES,
-  telejobServiceDefinition,
-} from "./service.ts";
+import { createTelejobService, type Engine } from "./service.ts";
+import { MAX_REQUEST_BYTES, telejobServiceDefinition } from "./codec.ts";
 import {
   ClientVerifier,
   createServerCredentials,

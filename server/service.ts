@@ -2,37 +2,43 @@
  * The `telejob.v1.Telejob` gRPC service: authenticates each call by its
  * client certificate, checks the request's shape, calls the job engine and
  * maps its answers and errors onto gRPC. One JSON log line per call.
+ *
+ * Beside it: `codec.ts` (the tolerant decoders and the service definition
+ * to register), `proto_convert.ts` (engine records to API messages),
+ * `error_map.ts` (errors to gRPC statuses) and `logs_stream.ts` (the Logs
+ * stream's bounded writer).
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
-import { Buffer as NodeBuffer } from "node:buffer";
-type Buffer = NodeBuffer;
 import {
-  type Job,
-  JobState,
   type Limits as ProtoLimits,
-  ListRequest,
+  type ListRequest,
   type ListResponse,
-  LogsRequest,
+  type LogsRequest,
   type LogsResponse,
-  StartRequest,
+  type StartRequest,
   type StartResponse,
-  StatusRequest,
+  type StatusRequest,
   type StatusResponse,
-  StopRequest,
+  type StopRequest,
   type StopResponse,
   type TelejobServer,
-  TelejobService,
 } from "../proto/gen/telejob/v1/telejob.ts";
 import type { IoLimit, Limits } from "../cgroup/mod.ts";
-import type { JobEngine, JobInfo } from "./jobs/mod.ts";
-import { JobError } from "./jobs/errors.ts";
+import type { JobEngine } from "./jobs/mod.ts";
 import type { Logger } from "./log.ts";
-import { BudgetError, isFdExhaustion } from "./budgets.ts";
 import type { ClientVerifier } from "./tls.ts";
 import { userOfCall } from "./tls.ts";
-import { type NumberFields, unsafeNumberField } from "./wire_numbers.ts";
 import { buildPage, checkList } from "./list_page.ts";
+import { type Decoded, decoded } from "./codec.ts";
+import {
+  mapError,
+  type MappedError,
+  RequestError,
+  statusName,
+} from "./error_map.ts";
+import { toProtoJob } from "./proto_convert.ts";
+import { pump } from "./logs_stream.ts";
 
 /** The engine methods the service calls. */
 export type Engine = Pick<
@@ -40,23 +46,6 @@ export type Engine = Pick<
   "start" | "stop" | "status" | "list" | "logs"
 >;
 
-/** Largest request message the server accepts (grpc.max_receive_message_length). */
-export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
-/**
- * Largest `data` of one Logs message. Small enough that the bytes a stream
- * may have written and not yet sent ({@linkcode MAX_LOG_BYTES_IN_FLIGHT})
- * hold a few messages, large enough that the per-message cost stays small.
- */
-export const MAX_LOG_CHUNK_BYTES = 32 * 1024;
-/**
- * Most bytes one Logs stream has handed to grpc-js and HTTP/2 and not yet
- * seen sent. grpc-js's own limit is 16 messages (its writable stream's
- * highWaterMark counts messages, not bytes), and a reader that never opens
- * its HTTP/2 window makes them stay: 16 × 256 KiB per stalled reader before.
- * With the engine's read buffer (256 KiB) this bounds a stalled reader's
- * memory to under 512 KiB (README "Resource budgets").
- */
-export const MAX_LOG_BYTES_IN_FLIGHT = 2 * MAX_LOG_CHUNK_BYTES;
 /** Linux refuses longer single arguments or env entries (MAX_ARG_STRLEN). */
 export const MAX_ARG_BYTES = 128 * 1024;
 /** Most arguments a job may have. */
@@ -68,121 +57,8 @@ export const MAX_EXEC_BYTES = 1024 * 1024;
 /** Longest grace period `Stop` accepts. */
 export const MAX_GRACE_MS = 24 * 60 * 60 * 1000;
 
-/** A request the service refuses before it reaches the engine. */
-class RequestError extends Error {
-  constructor(readonly code: grpc.status, message: string) {
-    super(message);
-  }
-}
-
 function invalid(field: string, message: string): RequestError {
   return new RequestError(grpc.status.INVALID_ARGUMENT, `${field}: ${message}`);
-}
-
-const DECODE_ERROR = Symbol("decodeError");
-type Decoded<T> = T | { [DECODE_ERROR]: string };
-
-/**
- * Wraps a generated decoder so that a malformed request (or a 64-bit number
- * too large for JavaScript) becomes INVALID_ARGUMENT with the reason,
- * instead of grpc-js's generic INTERNAL.
- */
-function tolerantDecoder<T>(
-  decode: (buffer: Buffer) => T,
-  numbers: NumberFields = {},
-): (buffer: Buffer) => Decoded<T> {
-  return (buffer) => {
-    try {
-      return decode(buffer);
-    } catch (error) {
-      const field = unsafeNumberField(buffer, numbers);
-      return {
-        [DECODE_ERROR]: field !== undefined
-          ? `${field}: the number is out of range; give at most ${Number.MAX_SAFE_INTEGER}`
-          : `Malformed request: ${
-            error instanceof Error ? error.message : String(error)
-          }`,
-      };
-    }
-  };
-}
-
-// The 64-bit number fields of each request (names as in the proto).
-const LIMITS_NUMBERS: NumberFields = {
-  2: "memory_bytes",
-  3: "pids",
-  4: ["io", { 3: "rbps", 4: "wbps", 5: "riops", 6: "wiops" }],
-};
-const START_NUMBERS: NumberFields = { 5: ["limits", LIMITS_NUMBERS] };
-const STOP_NUMBERS: NumberFields = { 2: ["grace", { 1: "seconds" }] };
-const LOGS_NUMBERS: NumberFields = { 3: "offset", 4: "tail" };
-
-function decoded<T>(request: Decoded<T>): T {
-  if (request && typeof request === "object" && DECODE_ERROR in request) {
-    throw new RequestError(
-      grpc.status.INVALID_ARGUMENT,
-      request[DECODE_ERROR],
-    );
-  }
-  return request as T;
-}
-
-/** The generated service definition with decoders that never throw. */
-export const telejobServiceDefinition = {
-  start: {
-    ...TelejobService.start,
-    requestDeserialize: tolerantDecoder(StartRequest.decode, START_NUMBERS),
-  },
-  stop: {
-    ...TelejobService.stop,
-    requestDeserialize: tolerantDecoder(StopRequest.decode, STOP_NUMBERS),
-  },
-  status: {
-    ...TelejobService.status,
-    requestDeserialize: tolerantDecoder(StatusRequest.decode),
-  },
-  list: {
-    ...TelejobService.list,
-    requestDeserialize: tolerantDecoder(ListRequest.decode),
-  },
-  logs: {
-    ...TelejobService.logs,
-    requestDeserialize: tolerantDecoder(LogsRequest.decode, LOGS_NUMBERS),
-    responseSerialize: (value: LogsResponse | EncodedLogs): Buffer =>
-      value instanceof EncodedLogs ? value.bytes : encodeLogsResponse(value),
-  },
-} as unknown as typeof TelejobService;
-
-/**
- * A LogsResponse encoded when it was written: the bytes are copied out at
- * once, so the engine may read the next chunk into the same buffer while
- * grpc-js still queues this message.
- */
-class EncodedLogs {
-  constructor(readonly bytes: Buffer) {}
-}
-
-/**
- * Encodes `LogsResponse{data}` with one allocation and one copy: the field
- * tag, the varint length, the bytes. The generated encoder copies twice
- * (writer, then Buffer.from), which costs on the hottest path of the server.
- */
-export function encodeLogsResponse(value: LogsResponse): Buffer {
-  const data = value.data;
-  if (data.length === 0) return NodeBuffer.alloc(0);
-  let varint = 1;
-  for (let n = data.length; n >= 0x80; n = Math.floor(n / 0x80)) varint++;
-  const out = NodeBuffer.allocUnsafe(1 + varint + data.length);
-  out[0] = 0x0a; // field 1, length-delimited
-  let offset = 1;
-  let n = data.length;
-  while (n >= 0x80) {
-    out[offset++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 0x80);
-  }
-  out[offset++] = n;
-  out.set(data, offset);
-  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -414,133 +290,6 @@ function checkLogs(request: LogsRequest): {
     offset: request.offset === 0 ? undefined : request.offset,
     tail: request.tail,
   };
-}
-
-// ---------------------------------------------------------------------------
-// Responses
-
-const STATE: Record<JobInfo["state"], JobState> = {
-  running: JobState.JOB_STATE_RUNNING,
-  finished: JobState.JOB_STATE_FINISHED,
-};
-
-function toProtoLimits(limits: Limits): ProtoLimits {
-  return {
-    cpu: limits.cpu ?? 0,
-    memoryBytes: limits.memoryBytes ?? 0,
-    pids: limits.pids ?? 0,
-    io: (limits.io ?? []).map((io) => ({
-      major: io.major,
-      minor: io.minor,
-      rbps: io.rbps ?? 0,
-      wbps: io.wbps ?? 0,
-      riops: io.riops ?? 0,
-      wiops: io.wiops ?? 0,
-    })),
-  };
-}
-
-/** Converts the engine's job record to the API's. */
-export function toProtoJob(job: JobInfo): Job {
-  return {
-    id: job.id,
-    owner: job.owner,
-    command: job.command,
-    args: job.args,
-    cwd: job.cwd,
-    state: STATE[job.state] ?? JobState.JOB_STATE_UNSPECIFIED,
-    startedAt: job.startedAt,
-    endedAt: job.endedAt,
-    exitCode: job.exitCode,
-    signal: job.signal ?? "",
-    oomKilled: job.oomKilled,
-    stopped: job.stopped,
-    stoppedBy: job.stoppedBy ?? "",
-    lostInRestart: job.lostInRestart,
-    outputLimitReached: job.outputLimitReached,
-    limits: toProtoLimits(job.limits),
-    usage: {
-      cpuUsec: job.usage.cpuUsec,
-      memoryPeakBytes: job.usage.memoryPeakBytes,
-      ioReadBytes: job.usage.ioReadBytes,
-      ioWriteBytes: job.usage.ioWriteBytes,
-    },
-    outputBytes: job.outputBytes,
-    account: job.account,
-    uid: job.uid,
-    startError: job.startError ?? "",
-  };
-}
-
-// ---------------------------------------------------------------------------
-// Errors
-
-const JOB_ERROR_STATUS: Record<JobError["code"], grpc.status> = {
-  failed_precondition: grpc.status.FAILED_PRECONDITION,
-  invalid_argument: grpc.status.INVALID_ARGUMENT,
-  not_found: grpc.status.NOT_FOUND,
-  permission_denied: grpc.status.PERMISSION_DENIED,
-  resource_exhausted: grpc.status.RESOURCE_EXHAUSTED,
-  unavailable: grpc.status.UNAVAILABLE,
-};
-
-/** A gRPC status for the client plus, for internal errors, detail for the log. */
-export interface MappedError {
-  /** The status code sent. */
-  code: grpc.status;
-  /** The message sent to the client. */
-  details: string;
-  /** What the operator sees in the log (never sent). */
-  logDetail?: string;
-}
-
-/**
- * Maps an error from validation or the engine to what the client gets.
- * Anything unexpected becomes INTERNAL with a reference to the log line.
- */
-export function mapError(error: unknown): MappedError {
-  if (error instanceof RequestError) {
-    return { code: error.code, details: error.message };
-  }
-  if (error instanceof BudgetError) {
-    return { code: grpc.status.RESOURCE_EXHAUSTED, details: error.message };
-  }
-  if (isFdExhaustion(error)) {
-    // Before anything reads error.stack, which panics Deno at EMFILE
-    // (see isFdExhaustion).
-    return {
-      code: grpc.status.RESOURCE_EXHAUSTED,
-      details:
-        "The server is out of file descriptors; retry later (its operator can raise LimitNOFILE or lower the connection budgets)",
-      logDetail: `out of file descriptors: ${
-        (error as { message?: string }).message
-      }`,
-    };
-  }
-  if (error instanceof JobError) {
-    const code = JOB_ERROR_STATUS[error.code];
-    if (code !== undefined) {
-      const details = error.code === "invalid_argument" && error.field &&
-          !error.message.startsWith(`${error.field}:`)
-        ? `${error.field}: ${error.message}`
-        : error.message;
-      return { code, details };
-    }
-  }
-  const reference = crypto.randomUUID().slice(0, 8);
-  const detail = error instanceof Error
-    ? (error.stack ?? `${error.name}: ${error.message}`)
-    : String(error);
-  return {
-    code: grpc.status.INTERNAL,
-    details:
-      `Internal server error (reference ${reference}); the server log has the details, retry or report it`,
-    logDetail: `[${reference}] ${detail}`,
-  };
-}
-
-function statusName(code: grpc.status): string {
-  return grpc.status[code] ?? String(code);
 }
 
 // ---------------------------------------------------------------------------
@@ -800,55 +549,4 @@ export function createTelejobService(
       return streams.size;
     },
   };
-}
-
-/**
- * Writes `chunks` to the call in messages of at most
- * {@linkcode MAX_LOG_CHUNK_BYTES}, with at most
- * {@linkcode MAX_LOG_BYTES_IN_FLIGHT} bytes written and not yet sent: a
- * slow or stalled client holds back reading instead of growing server
- * memory. (grpc-js's 'drain' comes only after 16 messages, whatever their
- * size.) Stops when `signal` aborts; leaving the loop early closes the
- * engine's iterator.
- */
-async function pump(
-  call: grpc.ServerWritableStream<LogsRequest, LogsResponse>,
-  chunks: AsyncIterable<Uint8Array>,
-  signal: AbortSignal,
-): Promise<void> {
-  let inFlight = 0;
-  let wake: (() => void) | undefined;
-  const sent = (bytes: number) => (): void => {
-    inFlight -= bytes;
-    wake?.();
-  };
-  const room = (): Promise<void> =>
-    new Promise((resolve) => {
-      const done = (): void => {
-        if (
-          inFlight > MAX_LOG_BYTES_IN_FLIGHT - MAX_LOG_CHUNK_BYTES &&
-          !signal.aborted && !call.destroyed
-        ) return;
-        wake = undefined;
-        call.off("close", done);
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      wake = done;
-      call.on("close", done);
-      signal.addEventListener("abort", done);
-    });
-  for await (const chunk of chunks) {
-    for (let offset = 0; offset < chunk.length; offset += MAX_LOG_CHUNK_BYTES) {
-      if (inFlight > MAX_LOG_BYTES_IN_FLIGHT - MAX_LOG_CHUNK_BYTES) {
-        await room();
-      }
-      if (signal.aborted || call.destroyed) return;
-      const data = chunk.subarray(offset, offset + MAX_LOG_CHUNK_BYTES);
-      inFlight += data.length;
-      const message = new EncodedLogs(encodeLogsResponse({ data }));
-      call.write(message as unknown as LogsResponse, sent(data.length));
-    }
-    if (signal.aborted) return;
-  }
 }

@@ -11,7 +11,7 @@
  *
  * To see them fail: `--fd-reserve 0` in the first test's flags and
  * `isFdExhaustion` returning false (server/budgets.ts) bring the panic back;
- * MAX_LOG_BYTES_IN_FLIGHT = Infinity in server/service.ts makes the memory
+ * MAX_LOG_BYTES_IN_FLIGHT = Infinity in server/logs_stream.ts makes the memory
  * test fail (about 3.4 MiB per stalled reader).
  */
 import assert from "node:assert/strict";
