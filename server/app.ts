@@ -17,18 +17,18 @@ import {
   DEFAULT_BUDGETS,
   listenBacklog,
 } from "./budgets.ts";
-import { ConnectionTracker } from "./connections.ts";
-import { goawayProtectionEnabled, protectSession } from "./goaway.ts";
+import {
+  ConnectionTracker,
+  goawayProtectionEnabled,
+  hookHttp2Servers,
+  protectSession,
+} from "./compat/mod.ts";
 import type { Logger } from "./log.ts";
 import { addReflection } from "./reflection.ts";
 import { createTelejobService, type Engine } from "./service.ts";
 import { MAX_REQUEST_BYTES, telejobServiceDefinition } from "./codec.ts";
-import {
-  ClientVerifier,
-  createServerCredentials,
-  hookHttp2Servers,
-  type TlsMaterial,
-} from "./tls.ts";
+import { ClientVerifier, createServerCredentials } from "./tls.ts";
+import type { TlsMaterial } from "./pem.ts";
 import { versionInterceptor } from "./version_header.ts";
 
 /** Fully qualified name of our service, as health and reflection know it. */
@@ -55,7 +55,7 @@ export interface RunningServer {
    * ends open log streams with UNAVAILABLE and waits for calls in flight, at
    * most `timeoutMs` (default 5 s) before closing what is left. Connections
    * are closed without HTTP/2 GOAWAY, which can crash Deno clients (see
-   * `connections.ts`).
+   * `compat/connections.ts`).
    */
   shutdown(options?: { timeoutMs?: number }): Promise<void>;
 }
@@ -145,7 +145,7 @@ export async function startTelejobServer(
     logs(call): void {
       logs(call);
       // The connections stay open while they drain (no GOAWAY, see
-      // connections.ts), so a follower can still start; it ends at once.
+      // compat/connections.ts), so a follower can still start; it ends at once.
       if (stopping) service.cancelStreams(SHUTDOWN_REASON);
     },
   };
@@ -178,7 +178,7 @@ export async function startTelejobServer(
         health.setStatus(SERVICE_NAME, "NOT_SERVING");
         const timeoutMs = shutdownOptions.timeoutMs ?? 5_000;
         // Not grpc-js's tryShutdown first: it sends GOAWAY on every
-        // connection, which can crash Deno clients (see connections.ts).
+        // connection, which can crash Deno clients (see compat/connections.ts).
         // The connections are closed without it, then tryShutdown only
         // has the listener left to close.
         stopping = true;

@@ -8,7 +8,7 @@ import { startTelejobServer } from "./app.ts";
 import type { JobInfo } from "./jobs/mod.ts";
 import { createLogger } from "./log.ts";
 import type { Engine } from "./service.ts";
-import { loadTlsMaterial } from "./tls.ts";
+import { loadTlsMaterial } from "./pem.ts";
 
 const TESTDATA = fileURLToPath(new URL("../tests/testdata", import.meta.url));
 const read = (name: string) =>

@@ -11,7 +11,8 @@ import { startTelejobServer } from "./app.ts";
 import { parseServerArgs, UsageError } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { keyFileWarning } from "./jobs/layout.ts";
-import { checkDenoVersion, loadTlsMaterial, TlsConfigError } from "./tls.ts";
+import { checkDenoVersion } from "./tls.ts";
+import { loadTlsMaterial, TlsConfigError } from "./pem.ts";
 import { versionText } from "../version/mod.ts";
 
 /** Options of {@linkcode serverMain}, for tests and embedding. */

@@ -10,48 +10,19 @@
  * ourselves, on every connection and every call, so that a change in the
  * runtime cannot quietly let a certificate through (Deno before 2.8.1
  * accepted clients that sent no certificate at all).
+ *
+ * The TLS files are loaded and checked in `pem.ts`; the grpc-js and Deno
+ * hooks this policy relies on live in `compat/`.
  * @module
  */
-import { createPrivateKey, X509Certificate } from "node:crypto";
-import type { Http2SecureServer, ServerHttp2Session } from "node:http2";
-import type { Socket } from "node:net";
-import type { TLSSocket } from "node:tls";
+import { Buffer } from "node:buffer";
+import { X509Certificate } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
+import type { TlsMaterial } from "./pem.ts";
 import { OID_CLIENT_AUTH, parseCertificate } from "./x509.ts";
 
 /** Oldest Deno that verifies client certificates correctly. */
 export const MIN_DENO_VERSION = "2.8.1";
-
-/** A start-up problem with the TLS files or the runtime; the message says what to do. */
-export class TlsConfigError extends Error {
-  /** Creates the error with a message for the operator. */
-  constructor(message: string) {
-    super(message);
-    this.name = "TlsConfigError";
-  }
-}
-
-/** Paths of the PEM files the server needs. */
-export interface TlsFiles {
-  /** Server certificate chain (`--server-cert`). */
-  serverCert: string;
-  /** Server private key, ECDSA P-256 (`--server-key`). */
-  serverKey: string;
-  /** CA certificate(s) that client certificates must chain to (`--client-ca-cert`). */
-  clientCaCert: string;
-}
-
-/** The loaded and checked TLS files. */
-export interface TlsMaterial {
-  /** Server certificate chain, PEM. */
-  cert: Buffer;
-  /** Server private key, PEM. */
-  key: Buffer;
-  /** Client CA bundle, PEM. */
-  clientCa: Buffer;
-  /** The client CA certificates, parsed. */
-  clientCaCerts: X509Certificate[];
-}
 
 /**
  * Refuses a Deno older than {@linkcode MIN_DENO_VERSION}: returns an error
@@ -71,99 +42,6 @@ export function checkDenoVersion(
     }
   }
   return undefined;
-}
-
-async function readPem(path: string, flag: string): Promise<Buffer> {
-  try {
-    return Buffer.from(await Deno.readFile(path));
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new TlsConfigError(
-      `Cannot read ${flag} ${
-        JSON.stringify(path)
-      }: ${reason}; check the path and its permissions`,
-    );
-  }
-}
-
-const PEM_CERT =
-  /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
-function parseCertificates(
-  pem: Buffer,
-  flag: string,
-  path: string,
-): X509Certificate[] {
-  const blocks = pem.toString("utf8").match(PEM_CERT) ?? [];
-  if (blocks.length === 0) {
-    throw new TlsConfigError(
-      `${flag} ${
-        JSON.stringify(path)
-      } holds no PEM certificate; pass a file with "-----BEGIN CERTIFICATE-----" blocks`,
-    );
-  }
-  return blocks.map((block) => {
-    try {
-      return new X509Certificate(block);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new TlsConfigError(
-        `${flag} ${
-          JSON.stringify(path)
-        } holds a certificate that cannot be parsed (${reason})`,
-      );
-    }
-  });
-}
-
-/**
- * Reads and checks the server's TLS files: every file readable, the key an
- * ECDSA P-256 key that matches the certificate, the client CA a parseable
- * certificate. Throws {@linkcode TlsConfigError} naming the flag at fault.
- */
-export async function loadTlsMaterial(files: TlsFiles): Promise<TlsMaterial> {
-  const [cert, key, clientCa] = await Promise.all([
-    readPem(files.serverCert, "--server-cert"),
-    readPem(files.serverKey, "--server-key"),
-    readPem(files.clientCaCert, "--client-ca-cert"),
-  ]);
-  let privateKey;
-  try {
-    privateKey = createPrivateKey(key);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new TlsConfigError(
-      `--server-key ${
-        JSON.stringify(files.serverKey)
-      } is not a readable PEM private key (${reason})`,
-    );
-  }
-  const curve = privateKey.asymmetricKeyDetails?.namedCurve;
-  if (privateKey.asymmetricKeyType !== "ec" || curve !== "prime256v1") {
-    const kind = privateKey.asymmetricKeyType === "ec"
-      ? `an EC key on ${curve ?? "an unknown curve"}`
-      : `an ${(privateKey.asymmetricKeyType ?? "unknown").toUpperCase()} key`;
-    throw new TlsConfigError(
-      `--server-key ${
-        JSON.stringify(files.serverKey)
-      } is ${kind}; telejob-server needs an ECDSA P-256 (prime256v1) key`,
-    );
-  }
-  const [leaf] = parseCertificates(cert, "--server-cert", files.serverCert);
-  if (!leaf.checkPrivateKey(privateKey)) {
-    throw new TlsConfigError(
-      `--server-key ${JSON.stringify(files.serverKey)} does not belong to ` +
-        `--server-cert ${
-          JSON.stringify(files.serverCert)
-        }; pass the key the certificate was issued for`,
-    );
-  }
-  const clientCaCerts = parseCertificates(
-    clientCa,
-    "--client-ca-cert",
-    files.clientCaCert,
-  );
-  return { cert, key, clientCa, clientCaCerts };
 }
 
 /**
@@ -344,105 +222,4 @@ export function userOfCall(
     return { ok: false, reason: "no verified client certificate" };
   }
   return verifier.verify(raw);
-}
-
-/**
- * Makes `socket.getPeerCertificate()` (the plain form, which grpc-js's
- * `getAuthContext` calls on every call) return the certificate read at the
- * first call on this connection. Deno's implementation asks the TLS stack
- * and rebuilds the certificate object, DER copy included, on every call,
- * ~0.06 ms each. A TLS 1.3 connection's peer certificate cannot change after
- * the handshake (TLS 1.3 has no renegotiation), so reading it once per
- * connection loses nothing; the checks that depend on the clock stay per
- * call in {@linkcode ClientVerifier.verify}. The detailed form is passed
- * through.
- */
-export function pinPeerCertificate(socket: TLSSocket): void {
-  const read = socket.getPeerCertificate;
-  let pinned: ReturnType<TLSSocket["getPeerCertificate"]> | undefined;
-  socket.getPeerCertificate = function (
-    this: TLSSocket,
-    detailed?: boolean,
-  ) {
-    if (detailed) return read.call(this, detailed);
-    // Not cached while empty: a socket without its handle yet (or any
-    // more) answers without a certificate.
-    if (!pinned?.raw) pinned = read.call(this, false);
-    return pinned;
-  } as TLSSocket["getPeerCertificate"];
-}
-
-/** Hooks run on each http2 server grpc-js creates (see {@linkcode hookHttp2Servers}). */
-export interface Http2Hooks {
-  /** A TCP connection was accepted, before its TLS handshake. */
-  connection?: (socket: Socket) => void;
-  /** The listener reported an error (accept failed). */
-  error?: (error: Error) => void;
-  /** Listen backlog (the kernel's queue of connections not yet accepted). */
-  backlog?: number;
-  /** A TLS connection finished its handshake; destroy it to refuse it. */
-  secureConnection?: (socket: TLSSocket) => void;
-  /** A new HTTP/2 session started. */
-  session?: (session: ServerHttp2Session) => void;
-  /** A TLS handshake failed. */
-  tlsClientError?: (error: Error, socket: TLSSocket) => void;
-}
-
-/**
- * Installs `hooks` on every http2 server that `server` creates from now on
- * (call before `bindAsync`). grpc-js creates its http2 server in the private
- * method `createHttp2Server`; we wrap it on this instance only. The pinned
- * grpc-js version (deno.json) and the server tests keep this honest: if the
- * method disappears, this throws at start-up instead of silently skipping the
- * client-certificate and GOAWAY protections. Each connection's peer
- * certificate is also pinned ({@linkcode pinPeerCertificate}).
- */
-export function hookHttp2Servers(server: grpc.Server, hooks: Http2Hooks): void {
-  const target = server as unknown as {
-    createHttp2Server?: (
-      credentials: grpc.ServerCredentials,
-    ) => Http2SecureServer;
-  };
-  const original = target.createHttp2Server;
-  if (typeof original !== "function") {
-    throw new Error(
-      "grpc-js has no createHttp2Server method: this grpc-js version is not supported; use the version pinned in deno.json",
-    );
-  }
-  target.createHttp2Server = (credentials) => {
-    const http2Server = original.call(server, credentials);
-    if (hooks.secureConnection) {
-      // Prepended: refuse before the http2 session is set up on the socket.
-      http2Server.prependListener("secureConnection", hooks.secureConnection);
-    }
-    // Prepended last, so it runs first: every reader of the connection's
-    // certificate, the hook above included, gets the pinned one.
-    http2Server.prependListener("secureConnection", pinPeerCertificate);
-    if (hooks.session) http2Server.prependListener("session", hooks.session);
-    if (hooks.connection) {
-      http2Server.prependListener("connection", hooks.connection);
-    }
-    if (hooks.error) http2Server.on("error", hooks.error);
-    if (hooks.backlog !== undefined) {
-      // grpc-js listens with an address object; net takes the backlog there.
-      const listen = http2Server.listen;
-      const backlog = hooks.backlog;
-      http2Server.listen = function (
-        this: Http2SecureServer,
-        ...args: unknown[]
-      ) {
-        if (args[0] && typeof args[0] === "object") {
-          args[0] = { ...args[0], backlog };
-        }
-        return (listen as (...a: unknown[]) => Http2SecureServer).apply(
-          this,
-          args,
-        );
-      } as Http2SecureServer["listen"];
-    }
-    if (hooks.tlsClientError) {
-      http2Server.on("tlsClientError", hooks.tlsClientError);
-    }
-    return http2Server;
-  };
 }

@@ -14,9 +14,8 @@ import {
   type LogsResponse,
   TelejobService,
 } from "../../proto/gen/telejob/v1/telejob.ts";
-import { protectSession } from "../../server/goaway.ts";
 import { READ_CHUNK_BYTES } from "../../server/jobs/output.ts";
-import { hookHttp2Servers } from "../../server/tls.ts";
+import { hookHttp2Servers, protectSession } from "../../server/compat/mod.ts";
 
 const CHUNK = new Uint8Array(READ_CHUNK_BYTES);
 

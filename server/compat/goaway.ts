@@ -16,7 +16,8 @@
  * costs one tick per closing session and changes nothing else.
  *
  * REMOVE this module once the pinned Deno contains the fix for
- * denoland/deno#36788: delete the `protectSession` call in `server/app.ts`'s
+ * denoland/deno#36788 (see the list in `compat/mod.ts`): delete the
+ * `protectSession` call in `server/app.ts`'s
  * http2 session hook and run `tests/server_goaway_test.ts`, which must still
  * pass without it.
  * @module

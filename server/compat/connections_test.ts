@@ -5,7 +5,9 @@ import { fileURLToPath } from "node:url";
 import type { TLSSocket } from "node:tls";
 import { ConnectionTracker } from "./connections.ts";
 
-const TESTDATA = fileURLToPath(new URL("../tests/testdata", import.meta.url));
+const TESTDATA = fileURLToPath(
+  new URL("../../tests/testdata", import.meta.url),
+);
 const read = (name: string) => Deno.readTextFileSync(join(TESTDATA, name));
 
 /**
