@@ -8,6 +8,7 @@ import { homedir } from "node:os";
 import { dirname } from "node:path";
 import { type Credentials, permits, unsearchable } from "./accounts.ts";
 import { JobError } from "./errors.ts";
+import { checkCwd, checkNoNul, parseEnvEntry } from "../../common/validate.ts";
 import type { StartRequest } from "./types.ts";
 
 /** The PATH every job starts with unless its request sets its own. */
@@ -46,20 +47,8 @@ export interface ResolveOptions {
   runAs?: Credentials & { name: string };
 }
 
-// POSIX portable names plus lower case, as shells accept them.
-const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 function invalid(field: string, message: string): JobError {
   return new JobError("invalid_argument", message, field);
-}
-
-function checkNoNul(field: string, value: string, what: string): void {
-  if (value.includes("\0")) {
-    throw invalid(
-      field,
-      `${what} contains a NUL byte, which cannot be passed to a process: remove it`,
-    );
-  }
 }
 
 /**
@@ -84,18 +73,11 @@ export function buildEnv(
     if (typeof entry !== "string") {
       throw invalid("env", `Env entry ${i + 1} is not a string`);
     }
-    checkNoNul("env", entry, `Env entry ${i + 1}`);
-    const eq = entry.indexOf("=");
-    const key = eq < 0 ? entry : entry.slice(0, eq);
-    if (eq < 0 || !ENV_KEY.test(key)) {
-      throw invalid(
-        "env",
-        `Env entry ${i + 1} (${
-          JSON.stringify(entry.slice(0, 64))
-        }) is not KEY=VALUE with a key of letters, digits and underscores not starting with a digit`,
-      );
-    }
-    env[key] = entry.slice(eq + 1);
+    const [key, value] = parseEnvEntry(entry, {
+      field: "env",
+      what: `Env entry ${i + 1}`,
+    });
+    env[key] = value;
   }
   return env;
 }
@@ -149,7 +131,7 @@ function resolve(
   if (typeof command !== "string" || command.length === 0) {
     throw invalid("command", "Command is empty: give the program to run");
   }
-  checkNoNul("command", command, "Command");
+  checkNoNul(command, { field: "command", what: "Command" });
   const args = request.args ?? [];
   if (!Array.isArray(args)) {
     throw invalid("args", "Args must be a list of strings");
@@ -158,7 +140,7 @@ function resolve(
     if (typeof arg !== "string") {
       throw invalid("args", `Argument ${i + 1} is not a string`);
     }
-    checkNoNul("args", arg, `Argument ${i + 1}`);
+    checkNoNul(arg, { field: "args", what: `Argument ${i + 1}` });
   }
   if (request.env !== undefined && !Array.isArray(request.env)) {
     throw invalid("env", "Env must be a list of KEY=VALUE strings");
@@ -171,15 +153,7 @@ function resolve(
   if (typeof cwd !== "string") {
     throw invalid("cwd", "Working directory must be a string");
   }
-  checkNoNul("cwd", cwd, "Working directory");
-  if (!cwd.startsWith("/")) {
-    throw invalid(
-      "cwd",
-      `Working directory ${
-        JSON.stringify(cwd)
-      } is not absolute: give a path starting with /`,
-    );
-  }
+  checkCwd(cwd);
   let cwdInfo: Deno.FileInfo | undefined;
   try {
     cwdInfo = Deno.statSync(cwd);

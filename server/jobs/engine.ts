@@ -21,6 +21,7 @@ import { resolveCommand } from "./command.ts";
 import { Identities, type IdRange, type RunAsRule } from "./identity.ts";
 import { prepareDataDir, protectStore } from "./layout.ts";
 import { JobError, jobNotFound } from "./errors.ts";
+import { checkGraceMs, checkJobId } from "../../common/validate.ts";
 import { OutputDir, readOutput } from "./output.ts";
 import { JobStore, type ListPage } from "./store.ts";
 import { PendingWrites } from "./pending.ts";
@@ -80,9 +81,6 @@ async function inParallel<T>(
 // writes past the cap in between is truncated when it is killed.
 const CAP_CHECK_INTERVAL_MS = 50;
 
-// setTimeout takes a signed 32-bit delay; larger values fire at once.
-const MAX_GRACE_MS = 2 ** 31 - 1;
-
 /**
  * In-memory state of one running job. Kept deliberately small (the target is
  * 15,000 concurrent jobs at ≤ 16 KiB of server memory each): the record, the
@@ -132,34 +130,9 @@ function copyInfo(info: JobInfo): JobInfo {
   return copy;
 }
 
-function parseId(id: unknown): string {
-  if (typeof id !== "string" || !/^[1-9][0-9]{0,15}$/.test(id)) {
-    throw new JobError(
-      "invalid_argument",
-      `Job id ${
-        JSON.stringify(typeof id === "string" ? id.slice(0, 64) : id)
-      } is not valid: ids are positive decimal numbers such as 42`,
-      "id",
-    );
-  }
-  return id;
-}
-
 function parseGrace(graceMs: unknown): number {
   if (graceMs === undefined) return DEFAULT_GRACE_MS;
-  if (
-    typeof graceMs !== "number" || !Number.isFinite(graceMs) || graceMs < 0 ||
-    graceMs > MAX_GRACE_MS
-  ) {
-    throw new JobError(
-      "invalid_argument",
-      `Grace period ${
-        String(graceMs)
-      } ms is not valid: give 0 (kill at once) up to ${MAX_GRACE_MS} ms`,
-      "graceMs",
-    );
-  }
-  return Math.floor(graceMs);
+  return Math.floor(checkGraceMs(graceMs));
 }
 
 function parseByteCount(
@@ -520,7 +493,7 @@ export class JobEngine {
 
   /** The job's record as `user` may see it; throws not_found otherwise. */
   #lookup(user: string, rawId: string): JobInfo {
-    const id = parseId(rawId);
+    const id = checkJobId(rawId);
     this.#checkOpen();
     const info = this.#running.get(id)?.info ?? this.#recorded(id);
     if (info === undefined || !this.#visible(user, info)) {
@@ -918,7 +891,7 @@ export class JobEngine {
    */
   async list(user: string, page: ListPage = {}): Promise<JobInfo[]> {
     this.#checkOpen();
-    if (page.after !== undefined) parseId(page.after);
+    if (page.after !== undefined) checkJobId(page.after);
     // Rows whose deletion waits are dropped below: ask for as many more.
     const records = this.#store.list(this.#isAdmin(user) ? undefined : user, {
       after: page.after,
