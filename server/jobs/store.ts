@@ -140,6 +140,18 @@ function toInfo(row: Row): JobInfo {
   return info;
 }
 
+// SQLite's primary result codes for "another connection holds the lock".
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+
+/** Whether a node:sqlite error is SQLITE_BUSY or SQLITE_LOCKED. */
+function isLocked(error: unknown): boolean {
+  const errcode = (error as { errcode?: unknown } | null)?.errcode;
+  // Extended codes (SQLITE_BUSY_SNAPSHOT, ...) keep the primary one in the low byte.
+  return typeof errcode === "number" &&
+    [SQLITE_BUSY, SQLITE_LOCKED].includes(errcode & 0xff);
+}
+
 /** Job records in `<dataDir>/jobs.db`. All calls are synchronous and fast. */
 export class JobStore {
   #db: DatabaseSync;
@@ -195,12 +207,20 @@ export class JobStore {
   static open(path: string, options: StoreOptions = {}): JobStore {
     const db = new DatabaseSync(path);
     try {
-      db.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 2000}`);
-      db.exec("PRAGMA locking_mode = EXCLUSIVE");
-      db.exec("PRAGMA journal_mode = WAL");
-      db.exec("PRAGMA synchronous = NORMAL");
-      // Take the exclusive lock now rather than at the first job.
-      db.exec("BEGIN IMMEDIATE; COMMIT");
+      // The statements that may meet another server's lock run as prepared
+      // statements: node:sqlite's exec() errors carry no SQLite result code
+      // (only ERR_SQLITE_ERROR in Deno 2.9.6), a statement's carry errcode.
+      for (
+        const sql of [
+          `PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 2000}`,
+          "PRAGMA locking_mode = EXCLUSIVE",
+          "PRAGMA journal_mode = WAL",
+          "PRAGMA synchronous = NORMAL",
+          // Take the exclusive lock now rather than at the first job.
+          "BEGIN IMMEDIATE",
+          "COMMIT",
+        ]
+      ) db.prepare(sql).run();
       const { user_version: version } = db.prepare("PRAGMA user_version")
         .get() as { user_version: number };
       if (version > SCHEMA_VERSION) {
@@ -217,9 +237,7 @@ export class JobStore {
       return new JobStore(db);
     } catch (error) {
       db.close();
-      // node:sqlite's exec() errors carry no errcode in Deno 2.9.6 (only
-      // code ERR_SQLITE_ERROR), so SQLITE_BUSY is known by its message.
-      if (error instanceof Error && /locked|busy/i.test(error.message)) {
+      if (isLocked(error)) {
         throw new Error(
           `Job store ${path} is in use by another telejob-server: stop that server or use another --data-dir`,
           { cause: error },
