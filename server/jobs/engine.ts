@@ -98,8 +98,14 @@ interface RunningJob {
   child: Deno.ChildProcess;
   /** Resolves with the final record once the job has ended and is persisted. */
   ended: Promise<JobInfo>;
-  /** Set once SIGTERM went out, so concurrent stops send it once. */
-  termSent: boolean;
+  /**
+   * Where the job is in its life: `running`; `terminating` once a stop sent
+   * SIGTERM (so concurrent stops send it once); `ending` once the main
+   * process exited and the end is being recorded (stops and cap checks then
+   * leave it alone). It only moves forward. The kill and the cap check
+   * below are not phases but shared operations that any phase may await.
+   */
+  phase: "running" | "terminating" | "ending";
   /** The one kill of the job's cgroup, shared by stop, cap and end. */
   killing?: Promise<void>;
   /** When the output cap was last checked (performance.now()). */
@@ -111,8 +117,6 @@ interface RunningJob {
   capTimer?: ReturnType<typeof setTimeout>;
   /** Killing the job and truncating its output once it reached the cap. */
   capCheck?: Promise<void>;
-  /** Set when the main process has exited and the end is being recorded. */
-  ending: boolean;
 }
 
 function copyInfo(info: JobInfo): JobInfo {
@@ -374,20 +378,19 @@ export class JobEngine {
       dataDir: options.dataDir,
     });
     const store = JobStore.open(`${options.dataDir}/jobs.db`);
-    let engine: JobEngine | undefined;
-    try {
-      await protectStore(`${options.dataDir}/jobs.db`);
-      engine = new JobEngine(store, options, outputLimit);
-      engine.#shim = shim;
-      await engine.#recover(`${options.dataDir}/output`);
-      engine.#output = await OutputDir.open(`${options.dataDir}/output`, {
-        onChange: (id) => engine!.#onOutputChange(id),
-      });
-      return engine;
-    } catch (error) {
-      store.close();
-      throw error;
-    }
+    // A failed open closes the store (and its lock) again; a successful
+    // one hands it to the engine.
+    await using rollback = new AsyncDisposableStack();
+    rollback.defer(() => store.close());
+    await protectStore(`${options.dataDir}/jobs.db`);
+    const engine = new JobEngine(store, options, outputLimit);
+    engine.#shim = shim;
+    await engine.#recover(`${options.dataDir}/output`);
+    engine.#output = await OutputDir.open(`${options.dataDir}/output`, {
+      onChange: (id) => engine.#onOutputChange(id),
+    });
+    rollback.move();
+    return engine;
   }
 
   async #recover(outputDir: string): Promise<void> {
@@ -576,13 +579,16 @@ export class JobEngine {
       );
     }
     this.#perUser.set(user, count + 1);
-    let id: string | undefined;
-    let outputCreated = false;
-    let cgroup: JobCgroup | undefined;
     try {
+      // Each step that makes something defers its undoing; a failed start
+      // unwinds only what it made (newest first), a successful one moves
+      // the undoing away. Ids are never reused: the record goes through
+      // the pending writes, so a full disk cannot leave a phantom running job.
+      await using rollback = new AsyncDisposableStack();
+      rollback.defer(() => this.#release(user));
       this.#checkDiskSpace();
       const startedAt = new Date();
-      id = this.#store.insert({
+      const id = this.#store.insert({
         owner: user,
         command: resolved.command,
         args: resolved.args,
@@ -592,10 +598,19 @@ export class JobEngine {
         account: identity.name,
         uid: identity.uid,
       });
+      rollback.defer(() => this.#pending.delete(id));
       const outputPath = this.#output.path(id);
+      // Created exclusively: a file that was there before is not ours to
+      // remove, so the removal is deferred only once this made it.
       this.#output.create(id);
-      outputCreated = true;
-      cgroup = await this.#cgroups.create(this.#cgroupPrefix + id, limits);
+      rollback.defer(() =>
+        settle("output removal", id, () => Deno.remove(outputPath))
+      );
+      const cgroup = await this.#cgroups.create(
+        this.#cgroupPrefix + id,
+        limits,
+      );
+      rollback.defer(() => settle("cgroup removal", id, () => cgroup.remove()));
       this.#store.setCgroupPaths(id, cgroup.paths);
       const shim = shimCommand(resolved.program, resolved.args, {
         shim: this.#shim,
@@ -639,9 +654,8 @@ export class JobEngine {
         cgroup,
         child,
         ended: new Promise((resolve) => resolveEnded = resolve),
-        termSent: false,
+        phase: "running",
         capCheckedAt: 0,
-        ending: false,
       };
       this.#running.set(id, job);
       child.status.then(
@@ -653,21 +667,9 @@ export class JobEngine {
         console.error(`Job ${info.id}: recording its end failed:`, error);
         resolveEnded(copyInfo(info));
       });
+      rollback.move();
       return copyInfo(info);
     } catch (error) {
-      this.#release(user);
-      if (cgroup !== undefined) {
-        const created = cgroup;
-        await settle("cgroup removal", id!, () => created.remove());
-      }
-      // Only what this start made goes: the output file only when it was
-      // created here (it is created exclusively), the record through the
-      // pending writes, so a full disk cannot leave a phantom running job.
-      if (outputCreated) {
-        const path = this.#output.path(id!);
-        await settle("output removal", id!, () => Deno.remove(path));
-      }
-      if (id !== undefined) this.#pending.delete(id);
       if (isDiskFull(error)) throw dataDirFull();
       throw exhausted(error) ?? error;
     }
@@ -700,7 +702,7 @@ export class JobEngine {
     // The job ended when its main process did, not when the clean-up after
     // it (killing leftovers, reading counters, removing the cgroup) is done.
     const endedAt = new Date();
-    job.ending = true;
+    job.phase = "ending";
     clearTimeout(job.capTimer);
     job.capTimer = undefined;
     if (error !== undefined) {
@@ -767,7 +769,8 @@ export class JobEngine {
    */
   #scheduleCapCheck(job: RunningJob): void {
     if (
-      job.ending || job.info.outputLimitReached || job.capTimer !== undefined
+      job.phase === "ending" || job.info.outputLimitReached ||
+      job.capTimer !== undefined
     ) return;
     const wait = job.capCheckedAt + CAP_CHECK_INTERVAL_MS - performance.now();
     if (wait <= 0) {
@@ -781,7 +784,7 @@ export class JobEngine {
   }
 
   #capCheck(job: RunningJob): void {
-    if (job.ending || job.info.outputLimitReached) return;
+    if (job.phase === "ending" || job.info.outputLimitReached) return;
     job.capCheckedAt = performance.now();
     const path = this.#output.path(job.info.id);
     let size: number;
@@ -829,13 +832,13 @@ export class JobEngine {
     graceMs: number,
     user: string | undefined,
   ): Promise<JobInfo> {
-    if (!job.ending && !job.info.stopped) {
+    if (job.phase !== "ending" && !job.info.stopped) {
       job.info.stopped = true;
       if (user !== undefined) job.info.stoppedBy = user;
     }
-    if (graceMs > 0 && !job.ending) {
-      if (!job.termSent) {
-        job.termSent = true;
+    if (graceMs > 0 && job.phase !== "ending") {
+      if (job.phase === "running") {
+        job.phase = "terminating";
         signalMain(job, "SIGTERM");
         await settle(
           "SIGTERM",
@@ -850,7 +853,7 @@ export class JobEngine {
       ]);
       clearTimeout(timer);
     }
-    if (!job.ending) await this.#kill(job);
+    if (job.phase !== "ending") await this.#kill(job);
     return copyInfo(await job.ended);
   }
 
