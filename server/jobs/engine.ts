@@ -4,25 +4,38 @@
  * serves its output. See {@linkcode JobEngine}.
  * @module
  */
-import { statfsSync } from "node:fs";
 import {
   type CgroupDriver,
-  emptyUsage,
   JOB_PREFIX,
-  type JobCgroup,
   type Limits,
-  SHIM_FAILURE_EXIT_CODE,
-  SHIM_FAILURE_PREFIX,
-  shimCommand,
 } from "../../cgroup/mod.ts";
 import { effectiveLimits } from "./limits.ts";
 import { locateShim } from "../../shim/mod.ts";
 import { resolveCommand } from "./command.ts";
-import { Identities, type IdRange, type RunAsRule } from "./identity.ts";
+import { Identities } from "./identity.ts";
 import { prepareDataDir, protectStore } from "./layout.ts";
 import { JobError, jobNotFound } from "./errors.ts";
-import { checkGraceMs, checkJobId } from "../../common/validate.ts";
+import { checkJobId } from "../../common/validate.ts";
 import { OutputDir, readOutput } from "./output.ts";
+import { OutputCap } from "./output_cap.ts";
+import { recoverLost } from "./recovery.ts";
+import { launch } from "./start.ts";
+import { recordEnd } from "./end.ts";
+import {
+  DEFAULT_OUTPUT_LIMIT_BYTES,
+  type EngineOptions,
+  parseByteCount,
+  parseGrace,
+} from "./engine_options.ts";
+
+import {
+  copyInfo,
+  inParallel,
+  type RunningJob,
+  settle,
+  signalMain,
+} from "./running.ts";
+import { dataDirFull, isDiskFull } from "./failures.ts";
 import { JobStore, type ListPage } from "./store.ts";
 import { PendingWrites } from "./pending.ts";
 import type {
@@ -32,246 +45,11 @@ import type {
   StopOptions,
 } from "./types.ts";
 
-/** How an engine is set up. */
-export interface EngineOptions {
-  /** Directory for the job store and the output files. */
-  dataDir: string;
-  /** The cgroup driver jobs run under. */
-  cgroups: CgroupDriver;
-  /** Server-wide limits: the defaults and the ceilings for per-job limits. */
-  limits?: Limits;
-  /** Per-job output cap in bytes (default 1 GiB). */
-  outputLimitBytes?: number;
-  /** Users who may see and stop every job. */
-  admins?: string[];
-  /** Maximum running jobs per user (default unlimited). */
-  maxJobsPerUser?: number;
-  /** Which owners may run jobs as which login accounts (`--run-as`). */
-  runAs?: readonly RunAsRule[];
-  /** Range of the owners' default identities (`--uid-range`). */
-  uidRange?: IdRange;
-  /** Path of the startup helper (`--shim`); found or built when absent. */
-  shimPath?: string;
-}
-
-/** Default per-job output cap: 1 GiB. */
-export const DEFAULT_OUTPUT_LIMIT_BYTES = 1024 * 1024 * 1024;
-/** Default grace period of `stop` and `shutdown`: 10 s. */
-export const DEFAULT_GRACE_MS = 10_000;
-
-// How many jobs' cgroups list() and recovery read at once: enough to hide
-// latency, few enough not to spend the fd budget the jobs need.
-const CGROUP_CONCURRENCY = 32;
-
-/** Runs `work` over `items`, at most CGROUP_CONCURRENCY at a time. */
-async function inParallel<T>(
-  items: readonly T[],
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await work(items[next++]);
-  };
-  await Promise.all(Array.from({ length: CGROUP_CONCURRENCY }, worker));
-}
-
-// A writing job's output size is checked against the cap at most this often.
-// Checking at every inotify modify event kept a back-to-back stat loop
-// running for as long as a job wrote, a core of the server's; what a job
-// writes past the cap in between is truncated when it is killed.
-const CAP_CHECK_INTERVAL_MS = 50;
-
-/**
- * In-memory state of one running job. Kept deliberately small (the target is
- * 15,000 concurrent jobs at ≤ 16 KiB of server memory each): the record, the
- * cgroup handle and a few promises. No timer, pipe, fd or watcher per job;
- * the only per-job kernel resource is the pidfd inside Deno's child handle.
- */
-interface RunningJob {
-  info: JobInfo;
-  cgroup: JobCgroup;
-  /**
-   * The main process. Signals go to it as well as to the cgroup: until the
-   * shim has written itself into the cgroup (its first microseconds) it is
-   * the only process of the job and not yet in the cgroup.
-   */
-  child: Deno.ChildProcess;
-  /** Resolves with the final record once the job has ended and is persisted. */
-  ended: Promise<JobInfo>;
-  /**
-   * Where the job is in its life: `running`; `terminating` once a stop sent
-   * SIGTERM (so concurrent stops send it once); `ending` once the main
-   * process exited and the end is being recorded (stops and cap checks then
-   * leave it alone). It only moves forward. The kill and the cap check
-   * below are not phases but shared operations that any phase may await.
-   */
-  phase: "running" | "terminating" | "ending";
-  /** The one kill of the job's cgroup, shared by stop, cap and end. */
-  killing?: Promise<void>;
-  /** When the output cap was last checked (performance.now()). */
-  capCheckedAt: number;
-  /**
-   * The next cap check, armed by a modify event within CAP_CHECK_INTERVAL_MS
-   * of the last one and released when it fires: only writing jobs have one.
-   */
-  capTimer?: ReturnType<typeof setTimeout>;
-  /** Killing the job and truncating its output once it reached the cap. */
-  capCheck?: Promise<void>;
-}
-
-function copyInfo(info: JobInfo): JobInfo {
-  const copy: JobInfo = {
-    ...info,
-    args: [...info.args],
-    startedAt: new Date(info.startedAt),
-    limits: {
-      ...info.limits,
-      ...(info.limits.io ? { io: info.limits.io.map((l) => ({ ...l })) } : {}),
-    },
-    usage: { ...info.usage },
-  };
-  if (info.endedAt) copy.endedAt = new Date(info.endedAt);
-  return copy;
-}
-
-function parseGrace(graceMs: unknown): number {
-  if (graceMs === undefined) return DEFAULT_GRACE_MS;
-  return Math.floor(checkGraceMs(graceMs));
-}
-
-function parseByteCount(
-  value: unknown,
-  field: string,
-  max: number,
-): number | undefined {
-  if (value === undefined) return undefined;
-  if (
-    typeof value !== "number" || !Number.isSafeInteger(value) || value < 0 ||
-    value > max
-  ) {
-    throw new JobError(
-      "invalid_argument",
-      `${field === "tail" ? "Tail" : "Offset"} ${
-        String(value)
-      } is out of range: give a whole number of bytes from 0 to ${max}${
-        field === "offset" ? " (the output cap: no output lies beyond it)" : ""
-      }`,
-      field,
-    );
-  }
-  return value;
-}
-
-/** The errno name of a Deno or Node error (`ENOSPC`), if it has one. */
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
-}
-
-// What a kernel resource shortage is called in the client's message.
-const EXHAUSTED_CODES: Record<string, string> = {
-  EMFILE: "too many open files",
-  ENFILE: "too many open files in the system",
-  EAGAIN: "resource temporarily unavailable",
-  ENOMEM: "cannot allocate memory",
-  ENOSPC: "no space left on device",
-};
-
-/**
- * A start that failed for want of a kernel resource (fds, processes, memory)
- * is the server being full, which the caller can act on by retrying later.
- */
-function exhausted(error: unknown): JobError | undefined {
-  const what = EXHAUSTED_CODES[errorCode(error) ?? ""];
-  if (what === undefined) return undefined;
-  return new JobError(
-    "resource_exhausted",
-    `The server has no room for another job right now (${what}): retry later or stop a job`,
-  );
-}
-
-// SQLite's primary result code for "database or disk is full".
-const SQLITE_FULL = 13;
-
-/** Whether `error` says the file system is full (or the quota spent). */
-export function isDiskFull(error: unknown): boolean {
-  const code = errorCode(error);
-  if (code === "ENOSPC" || code === "EDQUOT") return true;
-  const sqlite = (error as { errcode?: unknown } | null)?.errcode;
-  return code === "ERR_SQLITE_ERROR" && typeof sqlite === "number" &&
-    (sqlite & 0xff) === SQLITE_FULL;
-}
-
-/** The error of a start refused because the data dir has no room. */
-function dataDirFull(): JobError {
-  return new JobError(
-    "resource_exhausted",
-    "The data dir's file system is full: no job was started; free space on the server (or stop a job that writes a lot) and retry",
-  );
-}
-
-/**
- * Least free space on the data dir's file system for a new job: room for
- * its record and the first of its output. Below it Start is refused rather
- * than starting a job that cannot write.
- */
-export const MIN_FREE_BYTES = 1024 * 1024;
-
-/**
- * The startup shim's own failure line, when the job's exit code 125 came
- * from the shim (which then wrote only that line) and not from the command.
- */
-function shimFailure(outputPath: string): string | undefined {
-  let head: string;
-  try {
-    const file = Deno.openSync(outputPath);
-    try {
-      const buffer = new Uint8Array(4096);
-      const n = file.readSync(buffer) ?? 0;
-      head = new TextDecoder().decode(buffer.subarray(0, n));
-    } finally {
-      file.close();
-    }
-  } catch {
-    return undefined;
-  }
-  if (!head.startsWith(SHIM_FAILURE_PREFIX) || !head.endsWith("\n")) {
-    return undefined;
-  }
-  const line = head.slice(SHIM_FAILURE_PREFIX.length, -1);
-  return line.includes("\n") ? undefined : line;
-}
-
-/** Signals the job's main process; a no-op once it has been reaped. */
-function signalMain(job: RunningJob, signal: Deno.Signal): void {
-  try {
-    job.child.kill(signal);
-  } catch {
-    // Already exited: its end is being recorded.
-  }
-}
-
-function existsSync(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function settle<T>(
-  what: string,
-  id: string,
-  work: () => Promise<T>,
-): Promise<T | undefined> {
-  try {
-    return await work();
-  } catch (error) {
-    console.error(`Job ${id}: ${what} failed:`, error);
-    return undefined;
-  }
-}
+export {
+  DEFAULT_GRACE_MS,
+  DEFAULT_OUTPUT_LIMIT_BYTES,
+  type EngineOptions,
+} from "./engine_options.ts";
 
 /**
  * The job engine. Every method takes the calling user first; owner checks
@@ -324,6 +102,7 @@ export class JobEngine {
   #accepting = true;
   #closed = false;
   #shutdown?: Promise<void>;
+  #cap: OutputCap;
 
   private constructor(
     store: JobStore,
@@ -339,6 +118,11 @@ export class JobEngine {
     this.#cgroupPrefix = `${JOB_PREFIX}${store.instanceId()}-`;
     this.#limits = options.limits ?? {};
     this.#outputLimit = outputLimit;
+    this.#cap = new OutputCap({
+      limit: outputLimit,
+      path: (id) => this.#output.path(id),
+      kill: (job) => this.#kill(job),
+    });
     this.#admins = new Set(options.admins ?? []);
     this.#maxJobsPerUser = options.maxJobsPerUser;
     this.#identities = new Identities(store, {
@@ -385,96 +169,18 @@ export class JobEngine {
     await protectStore(`${options.dataDir}/jobs.db`);
     const engine = new JobEngine(store, options, outputLimit);
     engine.#shim = shim;
-    await engine.#recover(`${options.dataDir}/output`);
+    await recoverLost({
+      store,
+      cgroups: options.cgroups,
+      cgroupPrefix: engine.#cgroupPrefix,
+      outputDir: `${options.dataDir}/output`,
+      outputLimit,
+    });
     engine.#output = await OutputDir.open(`${options.dataDir}/output`, {
       onChange: (id) => engine.#onOutputChange(id),
     });
     rollback.move();
     return engine;
-  }
-
-  async #recover(outputDir: string): Promise<void> {
-    const lost = this.#store.running();
-    // Each lost job's cgroup where it was made, by the directories recorded
-    // then: the server may now run elsewhere or place job cgroups elsewhere.
-    // Jobs recorded before paths were, by name below the current parent.
-    const cgroups = new Map<string, JobCgroup>();
-    for (const job of lost) {
-      const paths = this.#store.cgroupPaths(job.id);
-      let cgroup: JobCgroup | undefined;
-      if (paths !== undefined && this.#cgroups.openPaths !== undefined) {
-        const openPaths = this.#cgroups.openPaths.bind(this.#cgroups);
-        cgroup = await settle(
-          "cgroup lookup",
-          job.id,
-          () => Promise.resolve(openPaths(paths)),
-        );
-      }
-      cgroups.set(
-        job.id,
-        cgroup ?? this.#cgroups.open(this.#cgroupPrefix + job.id),
-      );
-    }
-    const stale = new Set(
-      (await this.#cgroups.list()).filter((name) =>
-        name.startsWith(this.#cgroupPrefix)
-      ),
-    );
-    // Claim the lost jobs' cgroups first so the stale sweep below skips them.
-    for (const cgroup of cgroups.values()) stale.delete(cgroup.name);
-    await inParallel(lost, async (job) => {
-      const cgroup = cgroups.get(job.id)!;
-      let usage = job.usage;
-      let oomKilled = false;
-      if (cgroup.paths.some((dir) => existsSync(dir))) {
-        // Kills the job's whole subtree: a job may have made cgroups inside
-        // its own and moved processes there.
-        await settle("kill after restart", job.id, () => cgroup.kill());
-        const ooms = await settle("oom count", job.id, () => cgroup.oomKills());
-        oomKilled = (ooms ?? 0) > 0;
-        usage = await settle("usage", job.id, () => cgroup.usage()) ?? usage;
-        await settle("cgroup removal", job.id, () => cgroup.remove());
-      }
-      const { bytes, limitReached } = await this.#finalSize(
-        `${outputDir}/${job.id}.out`,
-      );
-      this.#store.finish(job.id, {
-        endedAt: new Date(),
-        oomKilled,
-        stopped: false,
-        lostInRestart: true,
-        outputLimitReached: limitReached,
-        usage,
-        outputBytes: bytes,
-      });
-    });
-    await inParallel([...stale], async (name) => {
-      const cgroup = this.#cgroups.open(name);
-      await settle("stale kill", name, () => cgroup.kill());
-      await settle("stale cgroup removal", name, () => cgroup.remove());
-    });
-  }
-
-  /** Size of a finished job's output, truncated to the cap if it got past it. */
-  async #finalSize(
-    path: string,
-  ): Promise<{ bytes: number; limitReached: boolean }> {
-    let size = 0;
-    try {
-      // Synchronous: one stat (see the `cgroup/fs.ts` module doc).
-      size = Deno.statSync(path).size;
-    } catch {
-      return { bytes: 0, limitReached: false };
-    }
-    if (size < this.#outputLimit) return { bytes: size, limitReached: false };
-    if (size > this.#outputLimit) {
-      await settle(
-        "output truncation",
-        path,
-        () => Deno.truncate(path, this.#outputLimit),
-      );
-    }
-    return { bytes: this.#outputLimit, limitReached: true };
   }
 
   #isAdmin(user: string): boolean {
@@ -513,18 +219,6 @@ export class JobEngine {
     const pending = this.#pending.get(id);
     if (pending !== undefined) return pending ?? undefined;
     return this.#store.get(id);
-  }
-
-  /** Refuses a start when the data dir's file system is (nearly) full. */
-  #checkDiskSpace(): void {
-    let free: number;
-    try {
-      const fs = statfsSync(this.#dataDir);
-      free = fs.ffree === 0 ? 0 : fs.bavail * fs.bsize;
-    } catch {
-      return; // Cannot tell: the writes below will say.
-    }
-    if (free < MIN_FREE_BYTES) throw dataDirFull();
   }
 
   /**
@@ -579,100 +273,18 @@ export class JobEngine {
       );
     }
     this.#perUser.set(user, count + 1);
-    try {
-      // Each step that makes something defers its undoing; a failed start
-      // unwinds only what it made (newest first), a successful one moves
-      // the undoing away. Ids are never reused: the record goes through
-      // the pending writes, so a full disk cannot leave a phantom running job.
-      await using rollback = new AsyncDisposableStack();
-      rollback.defer(() => this.#release(user));
-      this.#checkDiskSpace();
-      const startedAt = new Date();
-      const id = this.#store.insert({
-        owner: user,
-        command: resolved.command,
-        args: resolved.args,
-        cwd: resolved.cwd,
-        startedAt,
-        limits,
-        account: identity.name,
-        uid: identity.uid,
-      });
-      rollback.defer(() => this.#pending.delete(id));
-      const outputPath = this.#output.path(id);
-      // Created exclusively: a file that was there before is not ours to
-      // remove, so the removal is deferred only once this made it.
-      this.#output.create(id);
-      rollback.defer(() =>
-        settle("output removal", id, () => Deno.remove(outputPath))
-      );
-      const cgroup = await this.#cgroups.create(
-        this.#cgroupPrefix + id,
-        limits,
-      );
-      rollback.defer(() => settle("cgroup removal", id, () => cgroup.remove()));
-      this.#store.setCgroupPaths(id, cgroup.paths);
-      const shim = shimCommand(resolved.program, resolved.args, {
-        shim: this.#shim,
-        procsFiles: cgroup.procsFiles,
-        outputPath,
-        cwd: resolved.cwd,
-        env: resolved.env,
-        runAs: identity,
-      });
-      // The shim starts with an empty environment: the job's reaches only
-      // its final exec, after the cgroup and the identity are in force.
-      const child = new Deno.Command(shim.program, {
-        args: shim.args,
-        clearEnv: true,
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-
-      const info: JobInfo = {
-        id,
-        owner: user,
-        command: resolved.command,
-        args: resolved.args,
-        cwd: resolved.cwd,
-        state: "running",
-        startedAt,
-        oomKilled: false,
-        stopped: false,
-        lostInRestart: false,
-        outputLimitReached: false,
-        limits,
-        usage: emptyUsage(),
-        outputBytes: 0,
-        account: identity.name,
-        uid: identity.uid,
-      };
-      let resolveEnded!: (info: JobInfo) => void;
-      const job: RunningJob = {
-        info,
-        cgroup,
-        child,
-        ended: new Promise((resolve) => resolveEnded = resolve),
-        phase: "running",
-        capCheckedAt: 0,
-      };
-      this.#running.set(id, job);
-      child.status.then(
-        (status) => this.#end(job, status),
-        (error) => this.#end(job, undefined, error),
-      ).then(resolveEnded, (error) => {
-        // #end handles its own failures; this only guards stop() callers
-        // against waiting forever on a bug.
-        console.error(`Job ${info.id}: recording its end failed:`, error);
-        resolveEnded(copyInfo(info));
-      });
-      rollback.move();
-      return copyInfo(info);
-    } catch (error) {
-      if (isDiskFull(error)) throw dataDirFull();
-      throw exhausted(error) ?? error;
-    }
+    return await launch({
+      dataDir: this.#dataDir,
+      store: this.#store,
+      output: this.#output,
+      cgroups: this.#cgroups,
+      cgroupPrefix: this.#cgroupPrefix,
+      shim: this.#shim,
+      pending: this.#pending,
+      running: this.#running,
+      release: (owner) => this.#release(owner),
+      end: (job, status, error) => this.#end(job, status, error),
+    }, { user, resolved, identity, limits });
   }
 
   #release(user: string): void {
@@ -692,119 +304,27 @@ export class JobEngine {
   }
 
   /** The main process exited: clean up the cgroup and record the end. */
-  async #end(
+  #end(
     job: RunningJob,
     status: Deno.CommandStatus | undefined,
     error?: unknown,
   ): Promise<JobInfo> {
-    const { info, cgroup } = job;
-    const id = info.id;
-    // The job ended when its main process did, not when the clean-up after
-    // it (killing leftovers, reading counters, removing the cgroup) is done.
-    const endedAt = new Date();
-    job.phase = "ending";
-    clearTimeout(job.capTimer);
-    job.capTimer = undefined;
-    if (error !== undefined) {
-      console.error(`Job ${id}: waiting for its process failed:`, error);
-    }
-    await job.capCheck;
-    // Like systemd's KillMode=control-group: the job is its main process;
-    // whatever it left behind goes with it.
-    // A kill begun by stop or the cap may predate the main process's exit;
-    // once it is done, one more makes sure nothing is left. The main process
-    // has been reaped, so only the cgroup is signalled (signalling the
-    // child now would only build and drop an error).
-    await job.killing;
-    job.killing = cgroup.kill().catch((killError) => {
-      console.error(`Job ${id}: kill failed:`, killError);
-    });
-    await job.killing;
-    // The drivers read these counters synchronously (see the `cgroup/fs.ts`
-    // module doc), so the end of a short job is a few event-loop turns.
-    const [ooms, usage] = await Promise.all([
-      settle("oom count", id, () => cgroup.oomKills()),
-      settle("usage", id, () => cgroup.usage()),
-    ]);
-    const [, { bytes, limitReached }] = await Promise.all([
-      settle("cgroup removal", id, () => cgroup.remove()),
-      this.#finalSize(this.#output.path(id)),
-    ]);
-
-    info.state = "finished";
-    info.endedAt = endedAt;
-    const startError = status?.code === SHIM_FAILURE_EXIT_CODE && !status.signal
-      ? shimFailure(this.#output.path(id))
-      : undefined;
-    if (status?.signal) info.signal = status.signal;
-    else if (startError !== undefined) info.startError = startError;
-    else if (status) info.exitCode = status.code;
-    info.oomKilled = (ooms ?? 0) > 0;
-    info.outputLimitReached ||= limitReached;
-    if (usage) info.usage = usage;
-    info.outputBytes = bytes;
-    // Kept and retried while the store refuses it (a full disk); lookups
-    // answer from the kept record meanwhile.
-    this.#pending.finish(copyInfo(info));
-    this.#running.delete(id);
-    this.#release(info.owner);
-    this.#output.wake(id);
-    return copyInfo(info);
+    return recordEnd({
+      output: this.#output,
+      outputLimit: this.#outputLimit,
+      pending: this.#pending,
+      running: this.#running,
+      release: (owner: string) => this.#release(owner),
+    }, { job, status, error });
   }
 
   #onOutputChange(id: string | undefined): void {
     if (id === undefined) {
-      for (const job of this.#running.values()) this.#scheduleCapCheck(job);
+      for (const job of this.#running.values()) this.#cap.schedule(job);
       return;
     }
     const job = this.#running.get(id);
-    if (job !== undefined) this.#scheduleCapCheck(job);
-  }
-
-  /**
-   * Rate-limits the cap check to one stat per CAP_CHECK_INTERVAL_MS per job:
-   * the first modify event after a quiet interval checks at once, later ones
-   * arm one timer, and every event is followed by a check that starts after
-   * it, so the last write before the job goes quiet is always checked.
-   */
-  #scheduleCapCheck(job: RunningJob): void {
-    if (
-      job.phase === "ending" || job.info.outputLimitReached ||
-      job.capTimer !== undefined
-    ) return;
-    const wait = job.capCheckedAt + CAP_CHECK_INTERVAL_MS - performance.now();
-    if (wait <= 0) {
-      this.#capCheck(job);
-      return;
-    }
-    job.capTimer = setTimeout(() => {
-      job.capTimer = undefined;
-      this.#capCheck(job);
-    }, wait);
-  }
-
-  #capCheck(job: RunningJob): void {
-    if (job.phase === "ending" || job.info.outputLimitReached) return;
-    job.capCheckedAt = performance.now();
-    const path = this.#output.path(job.info.id);
-    let size: number;
-    try {
-      // Synchronous: one stat (see the `cgroup/fs.ts` module doc).
-      size = Deno.statSync(path).size;
-    } catch {
-      return;
-    }
-    if (size < this.#outputLimit) return;
-    job.info.outputLimitReached = true;
-    job.capCheck = (async () => {
-      await this.#kill(job);
-      // The job's writers are all dead: nothing appends after this.
-      await settle(
-        "output truncation",
-        job.info.id,
-        () => Deno.truncate(path, this.#outputLimit),
-      );
-    })();
+    if (job !== undefined) this.#cap.schedule(job);
   }
 
   /**
