@@ -18,9 +18,11 @@
  * await engine.shutdown();
  * ```
  *
- * Modules: `engine.ts` (the {@linkcode JobEngine}), `command.ts` (request
- * validation and PATH lookup), `output.ts` (output files, the one watcher,
- * readers), `store.ts` (job records in SQLite).
+ * Modules: `engine.ts` (the {@linkcode JobEngine}), `start.ts` (the start
+ * path), `end.ts` (a job's end), `recovery.ts` (jobs a dead server left),
+ * `output_cap.ts` (output-cap policing), `command.ts` (resolving the
+ * command; the request rules are `common/validate.ts`), `output.ts` (output
+ * files, the one watcher, readers), `store.ts` (job records in SQLite).
  * @module
  */
 export * from "./types.ts";
