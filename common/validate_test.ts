@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { JobError } from "./errors.ts";
+import { assertInvalid } from "./_test_util.ts";
 import {
   checkCwd,
   checkExecSize,
@@ -16,16 +16,6 @@ import {
   utf8Length,
 } from "./validate.ts";
 
-function refuses(fn: () => unknown, field: string, pattern: RegExp): void {
-  assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof JobError, `not a JobError: ${error}`);
-    assert.equal(error.code, "invalid_argument");
-    assert.equal(error.field, field);
-    assert.match(error.message, pattern);
-    return true;
-  });
-}
-
 Deno.test("checkJobId takes positive decimal ids of at most 16 digits", () => {
   for (const id of ["1", "42", "9".repeat(16)]) {
     assert.equal(checkJobId(id), id);
@@ -33,22 +23,26 @@ Deno.test("checkJobId takes positive decimal ids of at most 16 digits", () => {
   for (
     const id of ["", "0", "042", "-1", "1.5", "../1", "9".repeat(17), " 1"]
   ) {
-    refuses(() => checkJobId(id), "id", /is not valid: ids are positive/);
+    assertInvalid(() => checkJobId(id), "id", /is not valid: ids are positive/);
   }
-  refuses(() => checkJobId(7, "after"), "after", /Job id 7 is not valid/);
+  assertInvalid(() => checkJobId(7, "after"), "after", /Job id 7 is not valid/);
   // A huge id is shown cut, not echoed whole.
-  refuses(() => checkJobId("9".repeat(5000)), "id", /9{40}"…/);
+  assertInvalid(() => checkJobId("9".repeat(5000)), "id", /9{40}"…/);
 });
 
 Deno.test("checkGraceMs takes 0 to 24 h", () => {
   assert.equal(checkGraceMs(0), 0);
   assert.equal(checkGraceMs(1.5), 1.5);
   assert.equal(checkGraceMs(MAX_GRACE_MS), 24 * 60 * 60 * 1000);
-  refuses(() => checkGraceMs(-5), "graceMs", /negative/);
-  refuses(() => checkGraceMs(MAX_GRACE_MS + 1, "grace"), "grace", /maximum/);
-  refuses(() => checkGraceMs(Infinity), "graceMs", /maximum/);
-  refuses(() => checkGraceMs(NaN), "graceMs", /not a number/);
-  refuses(() => checkGraceMs("5"), "graceMs", /not a number/);
+  assertInvalid(() => checkGraceMs(-5), "graceMs", /negative/);
+  assertInvalid(
+    () => checkGraceMs(MAX_GRACE_MS + 1, "grace"),
+    "grace",
+    /maximum/,
+  );
+  assertInvalid(() => checkGraceMs(Infinity), "graceMs", /maximum/);
+  assertInvalid(() => checkGraceMs(NaN), "graceMs", /not a number/);
+  assertInvalid(() => checkGraceMs("5"), "graceMs", /not a number/);
 });
 
 Deno.test("parseEnvEntry splits at the first = and checks the key", () => {
@@ -56,56 +50,56 @@ Deno.test("parseEnvEntry splits at the first = and checks the key", () => {
   assert.deepEqual(parseEnvEntry("A=b=c", subject), ["A", "b=c"]);
   assert.deepEqual(parseEnvEntry("_x1=", subject), ["_x1", ""]);
   for (const entry of ["NOEQUALS", "=value", "1A=x", "A-B=x", "A B=x"]) {
-    refuses(
+    assertInvalid(
       () => parseEnvEntry(entry, subject),
       "env",
       /^Env entry 1 .*KEY=VALUE/,
     );
   }
-  refuses(() => parseEnvEntry("A=\0", subject), "env", /NUL/);
+  assertInvalid(() => parseEnvEntry("A=\0", subject), "env", /NUL/);
 });
 
 Deno.test("checkNoNul and checkCwd refuse NUL bytes and relative paths", () => {
   checkNoNul("fine", { field: "command", what: "Command" });
-  refuses(
+  assertInvalid(
     () => checkNoNul("ec\0ho", { field: "command", what: "Command" }),
     "command",
     /^Command contains a NUL byte/,
   );
   checkCwd("/tmp");
-  refuses(() => checkCwd("tmp"), "cwd", /not absolute/);
-  refuses(() => checkCwd("/tmp\0"), "cwd", /NUL/);
+  assertInvalid(() => checkCwd("tmp"), "cwd", /not absolute/);
+  assertInvalid(() => checkCwd("/tmp\0"), "cwd", /NUL/);
 });
 
 Deno.test("checkExecSize bounds counts, each string and the total", () => {
   const ok = { command: "echo", args: ["a"], env: ["A=1"] };
   checkExecSize(ok);
-  refuses(
+  assertInvalid(
     () => checkExecSize({ ...ok, args: Array(MAX_ARGS + 1).fill("x") }),
     "args",
     /^10001 arguments given; at most 10000/,
   );
-  refuses(
+  assertInvalid(
     () => checkExecSize({ ...ok, env: Array(MAX_ENV + 1).fill("A=1") }),
     "env",
     /at most 1000/,
   );
-  refuses(
+  assertInvalid(
     () => checkExecSize({ ...ok, args: ["a", "x".repeat(MAX_ARG_BYTES + 1)] }),
     "args[1]",
     /^Argument 2 is 131073 bytes long; .*at most 131072/,
   );
-  refuses(
+  assertInvalid(
     () => checkExecSize({ ...ok, args: ["b\0"] }),
     "args[0]",
     /NUL/,
   );
-  refuses(
+  assertInvalid(
     () => checkExecSize({ ...ok, env: ["A=1", "JUSTKEY"] }),
     "env[1]",
     /KEY=VALUE/,
   );
-  refuses(
+  assertInvalid(
     () =>
       checkExecSize({ ...ok, args: Array(9).fill("y".repeat(MAX_ARG_BYTES)) }),
     "args",
@@ -122,6 +116,6 @@ Deno.test("utf8Length counts as TextEncoder does", () => {
 Deno.test("checkLoginName takes login names of at most 64 characters", () => {
   assert.equal(checkLoginName("alice"), "alice");
   assert.equal(checkLoginName("host$"), "host$");
-  refuses(() => checkLoginName("-x"), "user", /not a login name/);
-  refuses(() => checkLoginName("a".repeat(65)), "user", /at most 64/);
+  assertInvalid(() => checkLoginName("-x"), "user", /not a login name/);
+  assertInvalid(() => checkLoginName("a".repeat(65)), "user", /at most 64/);
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { JobError } from "../common/errors.ts";
+import { assertInvalid } from "../common/_test_util.ts";
 import { MAX_GRACE_MS } from "../common/validate.ts";
 import {
   checkGrace,
@@ -8,16 +8,6 @@ import {
   checkStart,
 } from "./request_checks.ts";
 import type { StartRequest } from "../proto/gen/telejob/v1/telejob.ts";
-
-function refuses(fn: () => unknown, field: string, pattern: RegExp): void {
-  assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof JobError, `not a JobError: ${error}`);
-    assert.equal(error.code, "invalid_argument");
-    assert.equal(error.field, field);
-    assert.match(error.message, pattern);
-    return true;
-  });
-}
 
 const base: StartRequest = {
   command: "echo",
@@ -30,10 +20,10 @@ const base: StartRequest = {
 
 Deno.test("checkId refuses what the engine refuses, and an absent id", () => {
   assert.equal(checkId("42"), "42");
-  refuses(() => checkId(""), "id", /^missing job id/);
+  assertInvalid(() => checkId(""), "id", /^missing job id/);
   // The engine's rule: no "0", no leading zero, at most 16 digits.
   for (const id of ["0", "007", "9".repeat(17), "../1"]) {
-    refuses(() => checkId(id), "id", /positive decimal numbers/);
+    assertInvalid(() => checkId(id), "id", /positive decimal numbers/);
   }
 });
 
@@ -42,16 +32,24 @@ Deno.test("checkStart applies the shared rules and maps proto3 zeros", () => {
   assert.equal(checked.cwd, undefined);
   assert.equal(checked.user, undefined);
   assert.deepEqual(checked.env, ["A=1"]);
-  refuses(() => checkStart({ ...base, command: "" }), "command", /missing/);
+  assertInvalid(
+    () => checkStart({ ...base, command: "" }),
+    "command",
+    /missing/,
+  );
   // The engine's env rule, not a looser one of the service's own.
-  refuses(
+  assertInvalid(
     () => checkStart({ ...base, env: ["A-B=x"] }),
     "env[0]",
     /KEY=VALUE/,
   );
-  refuses(() => checkStart({ ...base, cwd: "tmp" }), "cwd", /absolute/);
-  refuses(() => checkStart({ ...base, args: ["\0"] }), "args[0]", /NUL/);
-  refuses(() => checkStart({ ...base, user: "-x" }), "user", /login name/);
+  assertInvalid(() => checkStart({ ...base, cwd: "tmp" }), "cwd", /absolute/);
+  assertInvalid(() => checkStart({ ...base, args: ["\0"] }), "args[0]", /NUL/);
+  assertInvalid(
+    () => checkStart({ ...base, user: "-x" }),
+    "user",
+    /login name/,
+  );
 });
 
 Deno.test("checkGrace takes a normalised Duration up to the shared maximum", () => {
@@ -66,7 +64,7 @@ Deno.test("checkGrace takes a normalised Duration up to the shared maximum", () 
     ),
     MAX_GRACE_MS,
   );
-  refuses(
+  assertInvalid(
     () =>
       checkGrace(
         {
@@ -77,7 +75,7 @@ Deno.test("checkGrace takes a normalised Duration up to the shared maximum", () 
     "grace",
     /maximum/,
   );
-  refuses(
+  assertInvalid(
     () => checkGrace({ id: "1", grace: { seconds: 1, nanos: -5 } } as never),
     "grace",
     /not a valid duration/,
@@ -89,7 +87,7 @@ Deno.test("checkLogs refuses numbers a double cannot hold", () => {
     checkLogs({ id: "1", follow: false, offset: 0 } as never),
     { follow: false, offset: undefined, tail: undefined },
   );
-  refuses(
+  assertInvalid(
     () => checkLogs({ id: "1", follow: false, offset: -1 } as never),
     "offset",
     /out of range/,
