@@ -7,6 +7,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { VERSION_HEADER } from "../version/mod.ts";
+import { CliError } from "./errors.ts";
 import { isIP } from "node:net";
 import { createSecureContext } from "node:tls";
 import {
@@ -17,15 +18,6 @@ import {
   type StartRequest,
   TelejobClient,
 } from "../proto/gen/telejob/v1/telejob.ts";
-
-/** A failure to report on one line of stderr; the CLI exits 1. */
-export class CliError extends Error {
-  /** Creates the error; the message says what went wrong and what to do. */
-  constructor(message: string) {
-    super(message);
-    this.name = "CliError";
-  }
-}
 
 /** Where the server is and which files prove who we are. */
 export interface ConnectOptions {

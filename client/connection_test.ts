@@ -5,12 +5,12 @@ import tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { createCa, createLeaf, type Issued, writeIssued } from "../pki/mod.ts";
 import {
-  CliError,
   connect,
   describeError,
   loadClientTls,
   parseAddress,
 } from "./connection.ts";
+import { CliError } from "./errors.ts";
 import { TelejobService } from "../proto/gen/telejob/v1/telejob.ts";
 
 const TESTDATA = fileURLToPath(new URL("../tests/testdata/", import.meta.url));

@@ -15,42 +15,22 @@
  * 2 usage error; `run` exits with the job's code (128+n for signal n).
  * @module
  */
-import { constants } from "node:os";
 import {
   type CommandSpec,
   type FlagSpec,
   helpText,
   parseCommand,
   type ParsedArgs,
-  UsageError,
 } from "../common/args.ts";
-import {
-  CliError,
-  connect,
-  type Connection,
-  describeError,
-} from "./connection.ts";
-import { type Job, JobState } from "../proto/gen/telejob/v1/telejob.ts";
-import { jobJson, jobTable } from "./table.ts";
+import { connect, type Connection, describeError } from "./connection.ts";
+import { asCliError, usageError } from "./errors.ts";
+import { type CliIo, Output } from "./output.ts";
 import { parseTimeFormat } from "./time_format.ts";
 import { versionMismatch, versionText } from "../version/mod.ts";
-import {
-  parseCount,
-  parseCpu,
-  parseDuration,
-  parseSize,
-  ValueError,
-} from "../common/units.ts";
+import { type Command, COMMANDS as OWN_COMMANDS } from "./commands/mod.ts";
 
-/** Where the CLI writes, and how it reads its environment (for tests). */
-export interface CliIo {
-  /** Job output and results; default `Deno.stdout`. */
-  stdout?: { write(p: Uint8Array): Promise<number> };
-  /** Error lines and help on failure; default `Deno.stderr`. */
-  stderr?: { write(p: Uint8Array): Promise<number> };
-  /** Environment lookup; default `Deno.env.get`. */
-  env?: (name: string) => string | undefined;
-}
+export type { CliIo } from "./output.ts";
+export { exitCodeOf } from "./commands/mod.ts";
 
 const GLOBAL = "Global flags (before or after the command)";
 
@@ -110,340 +90,20 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   },
 ];
 
-const JOB_FLAGS: FlagSpec[] = [
-  {
-    name: "env",
-    short: "e",
-    type: "string",
-    multiple: true,
-    value: "KEY=VALUE",
-    description: "Add to the job's environment",
-  },
-  {
-    name: "cwd",
-    type: "string",
-    value: "DIR",
-    description:
-      "Working directory on the server (absolute; default the account's home)",
-  },
-  {
-    name: "user",
-    type: "string",
-    value: "LOGIN",
-    description:
-      "Run as this server account, if its --run-as policy allows you (default: your own unprivileged identity)",
-  },
-  {
-    name: "cpu",
-    type: "string",
-    value: "CPUS",
-    description: "CPU limit in cores, like 0.5 (at most the server's)",
-  },
-  {
-    name: "memory",
-    type: "string",
-    value: "SIZE",
-    description: "Memory limit, like 512M or 2G, or a number of KiB",
-  },
-  {
-    name: "pids",
-    type: "string",
-    value: "N",
-    description: "Limit on the job's processes and threads",
-  },
-];
+/** Every command, its flags followed by the global ones. */
+const COMMANDS: readonly Command[] = OWN_COMMANDS.map((cmd) => ({
+  ...cmd,
+  spec: { ...cmd.spec, flags: [...cmd.spec.flags, ...GLOBAL_FLAGS] },
+}));
 
-const TABLE_NOTES =
-  `An OWNER column appears when the table shows other users' jobs (admins).
-STATE is running, or for an ended job: stopped (by a user), exited, or lost
-(it was running when an earlier server process died). EXIT is the exit code,
-the name of the signal that ended it, oom (killed by the out-of-memory
-killer), stopped (by a user), or output-limit (its output reached the cap).
---output wide adds USER and UID: the server account the job runs as.
-Times are local; set the layout with --time-format.`;
-
-interface Command {
-  spec: CommandSpec;
-  run(ctx: Context): Promise<number>;
-}
-
-interface Context {
-  args: ParsedArgs;
-  conn: Connection;
-  out: Output;
-  layout: string;
-  json: boolean;
-  /** `--output wide`: the table plus USER and UID. */
-  wide: boolean;
-}
-
-/** Thrown when stdout is closed (`telejob logs 1 | head`): end quietly. */
-class BrokenPipe extends Error {}
-
-class Output {
-  readonly #stdout: NonNullable<CliIo["stdout"]>;
-  readonly #stderr: NonNullable<CliIo["stderr"]>;
-  readonly #encoder = new TextEncoder();
-
-  constructor(io: CliIo) {
-    this.#stdout = io.stdout ?? Deno.stdout;
-    this.#stderr = io.stderr ?? Deno.stderr;
-  }
-
-  async bytes(data: Uint8Array): Promise<void> {
-    try {
-      for (let off = 0; off < data.length;) {
-        off += await this.#stdout.write(data.subarray(off));
-      }
-    } catch (err) {
-      if (
-        err instanceof Deno.errors.BrokenPipe ||
-        (err as { code?: string })?.code === "EPIPE"
-      ) {
-        throw new BrokenPipe();
-      }
-      throw err;
-    }
-  }
-
-  text(text: string): Promise<void> {
-    return this.bytes(this.#encoder.encode(text));
-  }
-
-  json(value: unknown): Promise<void> {
-    return this.text(JSON.stringify(value, null, 2) + "\n");
-  }
-
-  async error(line: string): Promise<void> {
-    try {
-      await this.#stderr.write(this.#encoder.encode(line.trimEnd() + "\n"));
-    } catch {
-      // Nowhere left to report to.
-    }
-  }
-}
-
-function command(
-  name: string,
-  spec: Omit<CommandSpec, "name" | "flags"> & { flags?: FlagSpec[] },
-  run: (ctx: Context) => Promise<number>,
-): [string, Command] {
-  return [name, {
-    spec: {
-      ...spec,
-      name: `telejob ${name}`,
-      flags: [...(spec.flags ?? []), ...GLOBAL_FLAGS],
-    },
-    run,
-  }];
-}
-
-function startRequest(args: ParsedArgs) {
-  const [cmd, ...rest] = args.positionals;
-  const env = args.strings("env");
-  for (const entry of env) {
-    const eq = entry.indexOf("=");
-    if (eq <= 0) {
-      throw new ValueError(
-        `Invalid --env ${JSON.stringify(entry)}: use KEY=VALUE`,
-      );
-    }
-  }
-  const cpu = args.string("cpu");
-  const memory = args.string("memory");
-  const pids = args.string("pids");
-  return {
-    command: cmd,
-    args: rest,
-    env,
-    cwd: args.string("cwd") ?? "",
-    user: args.string("user") ?? "",
-    limits: {
-      cpu: cpu === undefined ? 0 : parseCpu("--cpu", cpu),
-      memoryBytes: memory === undefined ? 0 : parseSize("--memory", memory),
-      pids: pids === undefined ? 0 : parseCount("--pids", pids, { min: 1 }),
-      io: [],
-    },
-  };
-}
-
-function signalNumber(name: string): number | undefined {
-  return (constants.signals as Record<string, number>)[name];
-}
-
-/** The shell-style exit code of an ended job: its code, or 128+signal. */
-export function exitCodeOf(job: Job): number {
-  if (job.exitCode !== undefined) return job.exitCode;
-  if (job.oomKilled) return 128 + 9;
-  const n = job.signal ? signalNumber(job.signal) : undefined;
-  return n === undefined ? 1 : 128 + n;
-}
-
-async function printJobs(ctx: Context, jobs: Job[], single: boolean) {
-  if (ctx.json) {
-    await ctx.out.json(single ? jobJson(jobs[0]) : jobs.map(jobJson));
-  } else {
-    // Only an admin sees other users' jobs; they get an OWNER column.
-    const owner = jobs.some((job) => job.owner !== ctx.conn.user);
-    await ctx.out.text(
-      jobTable(jobs, { layout: ctx.layout, owner, wide: ctx.wide }),
+function findCommand(name: string): Command {
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd) {
+    throw usageError(
+      `Unknown command ${JSON.stringify(name)}: run "telejob --help"`,
     );
   }
-}
-
-const COMMANDS = new Map<string, Command>([
-  command("start", {
-    usage: "[flags] [--] COMMAND [ARG...]",
-    summary:
-      "Start COMMAND as a job on the server and print its id. Flags end at COMMAND, so its own flags need no --.",
-    flags: JOB_FLAGS,
-    stopAtPositional: true,
-    positionals: { min: 1, name: "command to run" },
-  }, async (ctx) => {
-    const id = await ctx.conn.start(startRequest(ctx.args));
-    await (ctx.json ? ctx.out.json({ id }) : ctx.out.text(id + "\n"));
-    return 0;
-  }),
-  command("run", {
-    usage: "[flags] [--] COMMAND [ARG...]",
-    summary:
-      "Start COMMAND as a job, stream its output, and exit with its exit code (128+n when signal n ended it). Ctrl-C stops the job (a second Ctrl-C kills it at once) and exits 130.",
-    flags: [...JOB_FLAGS, {
-      name: "grace",
-      type: "string",
-      value: "DURATION",
-      default: "10s",
-      description: "Time the job gets between SIGTERM and SIGKILL on Ctrl-C",
-    }],
-    stopAtPositional: true,
-    positionals: { min: 1, name: "command to run" },
-  }, runJob),
-  command("stop", {
-    usage: "[flags] ID",
-    summary:
-      "Stop a job: SIGTERM to all its processes, SIGKILL to what is left after the grace period. Stopping an ended job is not an error.",
-    flags: [{
-      name: "grace",
-      type: "string",
-      value: "DURATION",
-      default: "10s",
-      description: "Time between SIGTERM and SIGKILL, like 10s, 500ms or 0",
-    }],
-    positionals: { min: 1, max: 1, name: "job ID" },
-  }, async (ctx) => {
-    const id = ctx.args.positionals[0];
-    const graceMs = parseDuration("--grace", ctx.args.string("grace")!);
-    const job = await ctx.conn.stop(id, { graceMs });
-    if (ctx.json && job) await ctx.out.json(jobJson(job));
-    return 0;
-  }),
-  command("status", {
-    usage: "[flags] ID",
-    summary: "Show a job as a table (or JSON).",
-    details: TABLE_NOTES,
-    positionals: { min: 1, max: 1, name: "job ID" },
-  }, async (ctx) => {
-    await printJobs(
-      ctx,
-      [await ctx.conn.status(ctx.args.positionals[0])],
-      true,
-    );
-    return 0;
-  }),
-  command("list", {
-    usage: "[flags]",
-    summary: "Show all your jobs (an admin sees everyone's), oldest first.",
-    details: TABLE_NOTES +
-      "\nLong argument lists are cut (…) unless --wide (or --output wide) is given.",
-    flags: [{
-      name: "wide",
-      type: "boolean",
-      description:
-        "Show everything: every argument in full, USER and UID (same as --output wide; --output json always has it all)",
-    }],
-    positionals: { max: 0, name: "argument" },
-  }, async (ctx) => {
-    // One "wide" for list, as in kubectl: every argument and the account.
-    if (ctx.args.boolean("wide")) ctx.wide = true;
-    const jobs = await ctx.conn.list({ full: ctx.json || ctx.wide });
-    jobs.sort((a, b) =>
-      Number(a.id) - Number(b.id) || a.id.localeCompare(b.id)
-    );
-    await printJobs(ctx, jobs, false);
-    return 0;
-  }),
-  command("logs", {
-    usage: "[flags] ID",
-    summary:
-      "Write a job's output (stdout and stderr as the job interleaved them) to stdout, byte for byte.",
-    flags: [{
-      name: "follow",
-      short: "f",
-      type: "boolean",
-      description: "Keep writing new output until the job has ended",
-    }, {
-      name: "tail",
-      short: "n",
-      type: "string",
-      value: "BYTES",
-      description: "Start this many bytes before the end",
-    }],
-    positionals: { min: 1, max: 1, name: "job ID" },
-  }, async (ctx) => {
-    const tail = ctx.args.string("tail");
-    const stream = ctx.conn.logs({
-      id: ctx.args.positionals[0],
-      follow: ctx.args.boolean("follow"),
-      offset: 0,
-      tail: tail === undefined ? undefined : parseCount("--tail", tail),
-    });
-    for await (const chunk of stream) await ctx.out.bytes(chunk);
-    return 0;
-  }),
-]);
-
-async function runJob(ctx: Context): Promise<number> {
-  const graceMs = parseDuration("--grace", ctx.args.string("grace")!);
-  const id = await ctx.conn.start(startRequest(ctx.args));
-  let interrupts = 0;
-  const stops: Promise<unknown>[] = [];
-  let stopError: unknown;
-  const onInterrupt = () => {
-    interrupts++;
-    // Keep streaming while the job shuts down, so its last words show.
-    stops.push(
-      ctx.conn.stop(id, { graceMs: interrupts === 1 ? graceMs : 0 }).catch(
-        (err) => stopError ??= err,
-      ),
-    );
-  };
-  Deno.addSignalListener("SIGINT", onInterrupt);
-  try {
-    try {
-      for await (
-        const chunk of ctx.conn.logs({ id, follow: true, offset: 0 })
-      ) {
-        await ctx.out.bytes(chunk);
-      }
-    } catch (err) {
-      // Nobody reads our output any more: the job has no one to run for.
-      if (err instanceof BrokenPipe) await ctx.conn.stop(id, { graceMs });
-      throw err;
-    }
-    await Promise.all(stops);
-    if (stopError) throw stopError;
-    if (interrupts > 0) return 130;
-    const job = await ctx.conn.status(id);
-    if (job.state === JobState.JOB_STATE_RUNNING) {
-      throw new CliError(
-        `The output of job ${id} ended while it still runs: follow it with "telejob logs -f ${id}"`,
-      );
-    }
-    return exitCodeOf(job);
-  } finally {
-    Deno.removeSignalListener("SIGINT", onInterrupt);
-    await Promise.all(stops);
-  }
+  return cmd;
 }
 
 const TOP: CommandSpec = {
@@ -459,8 +119,8 @@ const TOP: CommandSpec = {
   stopAtPositional: true,
   details: `Commands:
 ${
-    [...COMMANDS].map(([name, c]) =>
-      `  ${name.padEnd(8)}${c.spec.summary.split(/(?<=\.) /)[0]}`
+    COMMANDS.map((c) =>
+      `  ${c.name.padEnd(8)}${c.spec.summary.split(/(?<=\.) /)[0]}`
     ).join("\n")
   }
 
@@ -479,14 +139,86 @@ function requireFlag(
   name: string,
   env: string,
   what: string,
-) {
+): string {
   const v = args.string(name);
   if (v === undefined) {
-    throw new UsageError(
-      `Missing ${what}: pass --${name} FILE or set $${env}`,
-    );
+    throw usageError(`Missing ${what}: pass --${name} FILE or set $${env}`);
   }
   return v;
+}
+
+/** What the command line asks for: help, the version, or a command. */
+type Parsed =
+  | { text: () => Promise<string> }
+  | { cmd: Command; args: ParsedArgs };
+
+/** Parses `args` into what to do; throws usage errors. */
+function parse(
+  args: string[],
+  env: (name: string) => string | undefined,
+): Parsed {
+  const top = parseCommand(TOP, args, { env });
+  if (top.boolean("version")) {
+    return { text: async () => `${await versionText("telejob")}\n` };
+  }
+  const [name, ...rest] = top.positionals;
+  if (name === undefined || (name === "help" && rest.length === 0)) {
+    if (top.help || name === "help") {
+      return { text: () => Promise.resolve(helpText(TOP)) };
+    }
+    throw usageError(`Missing command: run "telejob --help"`);
+  }
+  if (name === "help") {
+    const target = findCommand(rest[0]);
+    return { text: () => Promise.resolve(helpText(target.spec)) };
+  }
+  const cmd = findCommand(name);
+  const parsed = parseCommand(cmd.spec, rest, { env, initial: top.explicit });
+  if (parsed.help || top.help) {
+    return { text: () => Promise.resolve(helpText(cmd.spec)) };
+  }
+  return { cmd, args: parsed };
+}
+
+/** The global settings, checked before connecting. */
+interface Settings {
+  layout: string;
+  output: "table" | "wide" | "json";
+  clientCert: string;
+  clientKey: string;
+}
+
+/**
+ * Checks the global flags and then the command's own values before
+ * connecting, so a typo costs no round trip.
+ */
+function validate(cmd: Command, args: ParsedArgs): Settings {
+  const output = args.string("output")!;
+  if (output !== "table" && output !== "wide" && output !== "json") {
+    throw usageError(
+      `Invalid --output ${JSON.stringify(output)}: use table, wide or json`,
+    );
+  }
+  let layout: string;
+  try {
+    layout = parseTimeFormat(args.string("time-format")!);
+  } catch (err) {
+    throw usageError((err as Error).message);
+  }
+  const clientCert = requireFlag(
+    args,
+    "client-cert",
+    "TELEJOB_CLIENT_CERT",
+    "client certificate",
+  );
+  const clientKey = requireFlag(
+    args,
+    "client-key",
+    "TELEJOB_CLIENT_KEY",
+    "client key",
+  );
+  cmd.validate?.(args);
+  return { layout, output, clientCert, clientKey };
 }
 
 /**
@@ -497,99 +229,31 @@ function requireFlag(
 export async function cliMain(args: string[], io: CliIo = {}): Promise<number> {
   const out = new Output(io);
   const env = io.env ?? ((name: string) => Deno.env.get(name));
-  let top: ParsedArgs;
-  let cmd: Command | undefined;
-  let parsed: ParsedArgs;
+  let parsed: Parsed;
   try {
-    top = parseCommand(TOP, args, { env });
-    if (top.boolean("version")) {
-      await out.text(`${await versionText("telejob")}\n`);
-      return 0;
-    }
-    const [name, ...rest] = top.positionals;
-    if (name === undefined || (name === "help" && rest.length === 0)) {
-      if (top.help || name === "help") {
-        await out.text(helpText(TOP));
-        return 0;
-      }
-      throw new UsageError(`Missing command: run "telejob --help"`);
-    }
-    if (name === "help") {
-      const target = COMMANDS.get(rest[0]);
-      if (!target) {
-        throw new UsageError(
-          `Unknown command ${JSON.stringify(rest[0])}: run "telejob --help"`,
-        );
-      }
-      await out.text(helpText(target.spec));
-      return 0;
-    }
-    cmd = COMMANDS.get(name);
-    if (!cmd) {
-      throw new UsageError(
-        `Unknown command ${JSON.stringify(name)}: run "telejob --help"`,
-      );
-    }
-    parsed = parseCommand(cmd.spec, rest, { env, initial: top.explicit });
-    if (parsed.help || top.help) {
-      await out.text(helpText(cmd.spec));
+    parsed = parse(args, env);
+    if ("text" in parsed) {
+      await out.text(await parsed.text());
       return 0;
     }
   } catch (err) {
-    if (err instanceof UsageError) {
-      await out.error(err.message);
-      return 2;
-    }
-    throw err;
+    const end = asCliError(err, "telejob");
+    if (!end) throw err;
+    if (end.message) await out.error(end.message);
+    return end.exitCode;
   }
 
+  const { cmd, args: cmdArgs } = parsed;
   let conn: Connection | undefined;
   let warned: Promise<void> | undefined;
-  const address = parsed.string("address")!;
-  const clientCert = parsed.string("client-cert") ?? "";
+  const address = cmdArgs.string("address")!;
   try {
-    const output = parsed.string("output")!;
-    if (output !== "table" && output !== "wide" && output !== "json") {
-      throw new UsageError(
-        `Invalid --output ${JSON.stringify(output)}: use table, wide or json`,
-      );
-    }
-    let layout: string;
-    try {
-      layout = parseTimeFormat(parsed.string("time-format")!);
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-    requireFlag(
-      parsed,
-      "client-cert",
-      "TELEJOB_CLIENT_CERT",
-      "client certificate",
-    );
-    const clientKey = requireFlag(
-      parsed,
-      "client-key",
-      "TELEJOB_CLIENT_KEY",
-      "client key",
-    );
-    // Check the flag values before connecting, so a typo costs no round trip.
-    if (cmd.spec.name === "telejob start" || cmd.spec.name === "telejob run") {
-      startRequest(parsed);
-    }
-    const grace = cmd.spec.flags.some((f) => f.name === "grace")
-      ? parsed.string("grace")
-      : undefined;
-    if (grace !== undefined) parseDuration("--grace", grace);
-    const tail = cmd.spec.name === "telejob logs"
-      ? parsed.string("tail")
-      : undefined;
-    if (tail !== undefined) parseCount("--tail", tail);
-
+    const settings = validate(cmd, cmdArgs);
     conn = await connect({
       address,
-      clientCert,
-      clientKey,
-      serverCaCert: parsed.string("server-ca-cert"),
+      clientCert: settings.clientCert,
+      clientKey: settings.clientKey,
+      serverCaCert: cmdArgs.string("server-ca-cert"),
       onServerVersion(version): void {
         const warning = versionMismatch(version, { address });
         // Written at once (a `logs -f` may run for hours), awaited below.
@@ -597,28 +261,24 @@ export async function cliMain(args: string[], io: CliIo = {}): Promise<number> {
       },
     });
     return await cmd.run({
-      args: parsed,
+      args: cmdArgs,
       conn,
       out,
-      layout,
-      json: output === "json",
-      wide: output === "wide",
+      layout: settings.layout,
+      json: settings.output === "json",
+      wide: settings.output === "wide",
     });
   } catch (err) {
-    if (err instanceof BrokenPipe) return 0;
-    if (err instanceof UsageError || err instanceof ValueError) {
-      const hint = err instanceof ValueError
-        ? `: run "${cmd.spec.name} --help"`
-        : "";
-      await out.error(err.message + hint);
-      return 2;
+    const end = asCliError(err, cmd.spec.name);
+    if (end) {
+      if (end.message) await out.error(end.message);
+      return end.exitCode;
     }
-    const jobId = ["telejob status", "telejob stop", "telejob logs"].includes(
-        cmd.spec.name,
-      )
-      ? parsed.positionals[0]
-      : undefined;
-    await out.error(describeError(err, { address, clientCert, jobId }));
+    await out.error(describeError(err, {
+      address,
+      clientCert: cmdArgs.string("client-cert") ?? "",
+      jobId: cmd.jobId?.(cmdArgs),
+    }));
     return 1;
   } finally {
     conn?.close();

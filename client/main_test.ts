@@ -108,6 +108,9 @@ Deno.test("flag values are checked before connecting", async () => {
     TELEJOB_CLIENT_KEY: join(TESTDATA, "client1.key"),
     // Nothing listens here; a usage error must come before any attempt.
     TELEJOB_ADDRESS: "127.0.0.1:1",
+    // connect() fails on this at once (exit 1), and grpc-js connects only at
+    // the first call: without it a check left to the handler would pass too.
+    TELEJOB_SERVER_CA_CERT: join(TESTDATA, "no-such-ca.crt"),
   };
   const cases: [string[], RegExp][] = [
     [
