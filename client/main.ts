@@ -30,7 +30,6 @@ import { versionMismatch, versionText } from "../version/mod.ts";
 import { type Command, COMMANDS as OWN_COMMANDS } from "./commands/mod.ts";
 
 export type { CliIo } from "./output.ts";
-export { exitCodeOf } from "./commands/mod.ts";
 
 const GLOBAL = "Global flags (before or after the command)";
 

@@ -3,8 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Job, JobState } from "../proto/gen/telejob/v1/telejob.ts";
-import { cliMain, exitCodeOf } from "./main.ts";
+import { cliMain } from "./main.ts";
 
 const TESTDATA = fileURLToPath(new URL("../tests/testdata/", import.meta.url));
 
@@ -149,15 +148,4 @@ Deno.test("an unreachable server is one line and exit 1", async () => {
     r.err,
     `Cannot reach telejob-server at 127.0.0.1:${port} (connection refused): check --address or $TELEJOB_ADDRESS and that the server is running\n`,
   );
-});
-
-Deno.test("exitCodeOf: the job's code, or 128+signal like a shell", () => {
-  const job = (fields: Partial<Job>) =>
-    Job.fromPartial({ state: JobState.JOB_STATE_FINISHED, ...fields });
-  assert.equal(exitCodeOf(job({ exitCode: 0 })), 0);
-  assert.equal(exitCodeOf(job({ exitCode: 42 })), 42);
-  assert.equal(exitCodeOf(job({ signal: "SIGTERM" })), 143);
-  assert.equal(exitCodeOf(job({ signal: "SIGKILL" })), 137);
-  assert.equal(exitCodeOf(job({ oomKilled: true })), 137);
-  assert.equal(exitCodeOf(job({ lostInRestart: true })), 1);
 });

@@ -12,7 +12,6 @@ import { status } from "./status.ts";
 import { stop } from "./stop.ts";
 
 export type { Command, Context } from "./command.ts";
-export { exitCodeOf } from "./run.ts";
 
 /** Every command, in help order. */
 export const COMMANDS: readonly Command[] = [
