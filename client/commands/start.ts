@@ -10,6 +10,8 @@ import {
   parseSize,
   ValueError,
 } from "../../common/units.ts";
+import { JobError } from "../../common/errors.ts";
+import { parseEnvEntry } from "../../common/validate.ts";
 import type { StartRequest } from "../../proto/gen/telejob/v1/telejob.ts";
 import type { Command } from "./command.ts";
 
@@ -65,10 +67,16 @@ export function startRequest(args: ParsedArgs): StartRequest {
   const [cmd, ...rest] = args.positionals;
   const env = args.strings("env");
   for (const entry of env) {
-    const eq = entry.indexOf("=");
-    if (eq <= 0) {
+    // The server's own rule, so the CLI never passes what the server refuses
+    // nor refuses what it takes; the message names the flag, as the others do.
+    try {
+      parseEnvEntry(entry, { field: "env", what: "--env" });
+    } catch (err) {
+      if (!(err instanceof JobError)) throw err;
       throw new ValueError(
-        `Invalid --env ${JSON.stringify(entry)}: use KEY=VALUE`,
+        `Invalid --env ${
+          JSON.stringify(entry)
+        }: use KEY=VALUE, with a key of letters, digits and underscores not starting with a digit`,
       );
     }
   }

@@ -28,4 +28,17 @@ Deno.test("start.validate: a bad value names its flag", () => {
     () => start.validate!(parse(["--pids", "0", "ls"])),
     ValueError,
   );
+  // The server's rule for env keys (common/validate.ts), not just "has an =".
+  for (const entry of ["1A=x", "A-B=x", "=x", "A"]) {
+    assert.throws(
+      () => start.validate!(parse(["-e", entry, "ls"])),
+      (err) =>
+        err instanceof ValueError &&
+        err.message.startsWith(
+          `Invalid --env ${JSON.stringify(entry)}: use KEY=VALUE`,
+        ),
+      entry,
+    );
+  }
+  start.validate!(parse(["-e", "_a1=", "-e", "A=b=c", "ls"]));
 });
