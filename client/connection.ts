@@ -4,6 +4,7 @@
  * failure into one line that says what went wrong and what to do.
  * @module
  */
+import { type HostPort, splitHostPort } from "../common/address.ts";
 import * as grpc from "@grpc/grpc-js";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { VERSION_HEADER } from "../version/mod.ts";
@@ -157,18 +158,20 @@ export async function loadClientTls(
   return { cert, key, ca, user };
 }
 
-/** Splits `HOST:PORT`; throws a usage-style message when it is not one. */
-export function parseAddress(address: string): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s/[\]]+):(\d{1,5})$/.exec(address);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 1 || port > 65535) {
+/**
+ * Splits `HOST:PORT` with the server's grammar (`common/address.ts`); throws
+ * a usage-style message when it is not one.
+ */
+export function parseAddress(address: string): HostPort {
+  const parsed = splitHostPort(address);
+  if (typeof parsed === "string") {
     throw new CliError(
       `Invalid server address ${
         JSON.stringify(address)
       }: use HOST:PORT, such as localhost:8443, with --address or $TELEJOB_ADDRESS`,
     );
   }
-  return { host: m[1].replace(/^\[(.*)\]$/, "$1"), port };
+  return parsed;
 }
 
 /**

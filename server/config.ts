@@ -6,6 +6,7 @@
  * failure) propagates as itself.
  * @module
  */
+import { splitHostPort } from "../common/address.ts";
 import {
   type CommandSpec,
   helpText,
@@ -284,29 +285,20 @@ export type ParsedServerArgs =
   | { config: ServerConfig };
 
 /**
- * Parses `HOST:PORT` (`[v6]:PORT` for IPv6); throws {@linkcode UsageError}.
- * Not shared with the CLI's `parseAddress` (client/connection.ts) on
- * purpose: a listener may take port 0 (any free port) and says which part is
- * wrong, while a client must dial a real port and points at
- * `$TELEJOB_ADDRESS`.
+ * Parses `--address` with the one `HOST:PORT` grammar (`common/address.ts`;
+ * `[v6]:PORT` for IPv6, port 0 for any free port); throws
+ * {@linkcode UsageError} saying which part is wrong.
  */
 export function parseAddress(value: string): ListenAddress {
-  const fail = (why: string): never => {
+  const parsed = splitHostPort(value, { minPort: 0 });
+  if (typeof parsed === "string") {
     throw new UsageError(
       `Invalid --address ${
         JSON.stringify(value)
-      }: ${why}; use HOST:PORT like localhost:8443 or [::1]:8443`,
+      }: ${parsed}; use HOST:PORT like localhost:8443 or [::1]:8443`,
     );
-  };
-  const match = /^(?:\[([^\]]+)\]|([^:\[\]]*)):(\d+)$/.exec(value.trim());
-  if (!match) return fail("expected HOST:PORT");
-  const host = match[1] ?? match[2];
-  if (host === "") return fail("the host is missing");
-  const port = Number(match[3]);
-  if (!Number.isInteger(port) || port > 65535) {
-    return fail("the port must be from 0 to 65535");
   }
-  return { host, port };
+  return parsed;
 }
 
 /** Parses `--output-limit`: bytes, or with a unit (K, M, G, T; powers of 1024). */
