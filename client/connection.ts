@@ -4,12 +4,12 @@
  * failure into one line that says what went wrong and what to do.
  * @module
  */
+import { dropIpServerName } from "../compat/secure_connector.ts";
 import { type HostPort, splitHostPort } from "../common/address.ts";
 import * as grpc from "@grpc/grpc-js";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { VERSION_HEADER } from "../version/mod.ts";
 import { CliError } from "./errors.ts";
-import { isIP } from "node:net";
 import { createSecureContext } from "node:tls";
 import {
   type Job,
@@ -175,13 +175,9 @@ export function parseAddress(address: string): HostPort {
 }
 
 /**
- * Builds grpc-js credentials for mutual TLS 1.3.
- *
- * grpc-js sets the TLS server name (SNI) to the target's host, and Deno's
- * `node:tls` throws when that is an IP address (Node only warns), which
- * would make `--address 127.0.0.1:8443` fail. For IP targets we drop the
- * server name; the certificate is still checked against the IP (`host`),
- * so an IP missing from its SANs is refused.
+ * Builds grpc-js credentials for mutual TLS 1.3. IP targets connect without a
+ * TLS server name, which Deno's `node:tls` refuses
+ * (`compat/secure_connector.ts`).
  */
 export function clientCredentials(tls: ClientTls): grpc.ChannelCredentials {
   const context = createSecureContext({
@@ -190,21 +186,7 @@ export function clientCredentials(tls: ClientTls): grpc.ChannelCredentials {
     cert: tls.cert,
     minVersion: "TLSv1.3",
   });
-  const credentials = grpc.credentials.createFromSecureContext(context);
-  type Connector = { connectionOptions?: { servername?: string } };
-  const internal = credentials as unknown as {
-    _createSecureConnector: (...args: unknown[]) => Connector;
-  };
-  const create = internal._createSecureConnector.bind(credentials);
-  internal._createSecureConnector = (...args: unknown[]) => {
-    const connector = create(...args);
-    const options = connector.connectionOptions;
-    if (options?.servername && isIP(options.servername)) {
-      delete options.servername;
-    }
-    return connector;
-  };
-  return credentials;
+  return dropIpServerName(grpc.credentials.createFromSecureContext(context));
 }
 
 /** What an error message may mention. */

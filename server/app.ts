@@ -22,7 +22,7 @@ import {
   goawayProtectionEnabled,
   hookHttp2Servers,
   protectSession,
-} from "./compat/mod.ts";
+} from "../compat/mod.ts";
 import type { Logger } from "./log.ts";
 import { addReflection } from "./reflection.ts";
 import { createTelejobService, type Engine } from "./service.ts";

@@ -7,7 +7,7 @@
  * On Deno 2.9.4 – 2.9.6 a client whose connection parses the server's HTTP/2
  * GOAWAY can die of SIGSEGV or an nghttp2 assertion
  * (`find_stream_on_goaway_func`), so the server closes connections at
- * shutdown without GOAWAY (server/compat/connections.ts). Without that, the idle
+ * shutdown without GOAWAY (compat/connections.ts). Without that, the idle
  * client below dies in most rounds (every round under `MALLOC_PERTURB_`).
  */
 import assert from "node:assert/strict";

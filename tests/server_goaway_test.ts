@@ -1,7 +1,7 @@
 /**
  * Hostile clients cannot take the server down: thousands of mutual-TLS
  * connections that send GOAWAY then FIN (the trigger of Deno 2.9.4–2.9.6's
- * use-after-free in node:http2, see server/compat/goaway.ts), mixed with
+ * use-after-free in node:http2, see compat/goaway.ts), mixed with
  * connections dropped mid-handshake, mid-stream and right after a call,
  * while another client keeps working. Run once with `MALLOC_PERTURB_=165`,
  * which makes the unprotected server crash on the first GOAWAY, and once
@@ -27,7 +27,7 @@ import {
   startServer,
   testdata,
 } from "./server_harness.ts";
-import { DISABLE_ENV } from "../server/compat/goaway.ts";
+import { DISABLE_ENV } from "../compat/goaway.ts";
 
 const HOSTILE_LANES = 3;
 /** Stop churning after this long even if the count is not reached. */

@@ -8,7 +8,7 @@
  * Why a process of its own: on Deno 2.9.6 a grpc-js client whose idle
  * connections receive the server's GOAWAY (as at every graceful server
  * shutdown) has aborted in nghttp2 (`find_stream_on_goaway_func`), the
- * client-side face of denoland/deno#36788 (see server/compat/goaway.ts). Exiting
+ * client-side face of denoland/deno#36788 (see compat/goaway.ts). Exiting
  * before the server shuts down closes the sockets without any GOAWAY.
  *
  *     deno run -A tests/bench/api_client.ts '<ApiClientConfig as JSON>'

@@ -15,7 +15,7 @@ import {
   TelejobService,
 } from "../../proto/gen/telejob/v1/telejob.ts";
 import { READ_CHUNK_BYTES } from "../../server/jobs/output.ts";
-import { hookHttp2Servers, protectSession } from "../../server/compat/mod.ts";
+import { hookHttp2Servers, protectSession } from "../../compat/mod.ts";
 
 const CHUNK = new Uint8Array(READ_CHUNK_BYTES);
 

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { pinPeerCertificate } from "./peer_certificate.ts";
 
 const TESTDATA = fileURLToPath(
-  new URL("../../tests/testdata", import.meta.url),
+  new URL("../tests/testdata", import.meta.url),
 );
 
 function der(name: string): Uint8Array {

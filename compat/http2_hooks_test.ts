@@ -6,12 +6,12 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import { loadTlsMaterial } from "../pem.ts";
-import { createServerCredentials } from "../tls.ts";
+import { loadTlsMaterial } from "../server/pem.ts";
+import { createServerCredentials } from "../server/tls.ts";
 import { hookHttp2Servers } from "./http2_hooks.ts";
 
 const TESTDATA = fileURLToPath(
-  new URL("../../tests/testdata", import.meta.url),
+  new URL("../tests/testdata", import.meta.url),
 );
 const file = (name: string): Buffer =>
   Buffer.from(Deno.readFileSync(join(TESTDATA, name)));

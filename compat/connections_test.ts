@@ -6,7 +6,7 @@ import type { TLSSocket } from "node:tls";
 import { ConnectionTracker } from "./connections.ts";
 
 const TESTDATA = fileURLToPath(
-  new URL("../../tests/testdata", import.meta.url),
+  new URL("../tests/testdata", import.meta.url),
 );
 const read = (name: string) => Deno.readTextFileSync(join(TESTDATA, name));
 
