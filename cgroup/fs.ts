@@ -119,20 +119,6 @@ export function cgroupError(
   return new CgroupError(op, path, { cause: error });
 }
 
-/**
- * The result of a synchronous read as a promise, a throw as a rejection: for
- * the `JobCgroup` methods the engine awaits (`pids`, `usage`,
- * `oomKills`, `signal`), whose work is synchronous (see the module doc).
- * The one adapter between the two, instead of one per method.
- */
-export function fromSync<T>(read: () => T): Promise<T> {
-  try {
-    return Promise.resolve(read());
-  } catch (error) {
-    return Promise.reject(error);
-  }
-}
-
 /** Writes `value` to a cgroup file in one write. */
 export async function writeFile(path: string, value: string): Promise<void> {
   try {

@@ -132,10 +132,14 @@ export interface JobCgroup {
    * even after its placement changed.
    */
   readonly paths: readonly string[];
-  /** Pids of every process in the cgroup and the cgroups below it. */
-  pids(): Promise<number[]>;
+  /**
+   * Pids of every process in the cgroup and the cgroups below it. This and
+   * `signal`, `oomKills` and `usage` are synchronous: each is a few reads of
+   * kernel files (see the `cgroup/fs.ts` module doc).
+   */
+  pids(): number[];
   /** Sends a signal to every process in the cgroup's subtree (e.g. SIGTERM). */
-  signal(signal: Deno.Signal): Promise<void>;
+  signal(signal: Deno.Signal): void;
   /**
    * SIGKILLs every process in the cgroup and every cgroup below it (a job
    * running as root may make some) and resolves once the subtree is empty.
@@ -145,9 +149,9 @@ export interface JobCgroup {
    */
   kill(options?: { timeoutMs?: number }): Promise<void>;
   /** How many processes the kernel's OOM killer has killed in this cgroup. */
-  oomKills(): Promise<number>;
+  oomKills(): number;
   /** CPU, peak memory and I/O counters. */
-  usage(): Promise<Usage>;
+  usage(): Usage;
   /**
    * Removes the cgroup directories with everything below them, bottom-up,
    * retrying while the kernel says busy.

@@ -20,7 +20,6 @@ import {
 import type { CgroupDriver, JobCgroup, Limits, Usage } from "./types.ts";
 import {
   existsSync,
-  fromSync,
   jobDirName,
   joinCgroupPath,
   listJobDirs,
@@ -372,8 +371,8 @@ export class V1JobCgroup implements JobCgroup {
    * (its link count says so, one stat each), the pids of every cgroup below
    * every one of the job's directories count too.
    */
-  pids(): Promise<number[]> {
-    return fromSync(() => this.#pids());
+  pids(): number[] {
+    return this.#pids();
   }
 
   #pids(): number[] {
@@ -391,10 +390,8 @@ export class V1JobCgroup implements JobCgroup {
   }
 
   /** Sends `signal` to every process of the job. */
-  signal(signal: Deno.Signal): Promise<void> {
-    return fromSync(() => {
-      for (const pid of this.#pids()) signalPid(pid, signal);
-    });
+  signal(signal: Deno.Signal): void {
+    for (const pid of this.#pids()) signalPid(pid, signal);
   }
 
   /**
@@ -421,21 +418,19 @@ export class V1JobCgroup implements JobCgroup {
    * The `oom_kill` counter of `memory.oom_control` (0 without memory). Read
    * synchronously, like {@linkcode usage}.
    */
-  oomKills(): Promise<number> {
-    return fromSync(() => {
-      const memory = this.dirs.get("memory");
-      if (!memory) return 0;
-      const text = readOptionalSync(`${memory}/memory.oom_control`);
-      return text === undefined ? 0 : parseKeyed(text).get("oom_kill") ?? 0;
-    });
+  oomKills(): number {
+    const memory = this.dirs.get("memory");
+    if (!memory) return 0;
+    const text = readOptionalSync(`${memory}/memory.oom_control`);
+    return text === undefined ? 0 : parseKeyed(text).get("oom_kill") ?? 0;
   }
 
   /**
    * cpuacct.usage, memory.max_usage_in_bytes and the blkio byte counters.
    * Read synchronously (see the `cgroup/fs.ts` module doc).
    */
-  usage(): Promise<Usage> {
-    return fromSync(() => this.#usage());
+  usage(): Usage {
+    return this.#usage();
   }
 
   #usage(): Usage {

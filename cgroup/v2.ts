@@ -19,7 +19,6 @@ import type { CgroupDriver, JobCgroup, Limits, Usage } from "./types.ts";
 import {
   cgroupError,
   existsSync,
-  fromSync,
   isBusy,
   jobDirName,
   joinCgroupPath,
@@ -394,8 +393,8 @@ export class V2JobCgroup implements JobCgroup {
    * Pids in the cgroup and every cgroup the job made below it, read
    * synchronously (microseconds; see usage()).
    */
-  pids(): Promise<number[]> {
-    return fromSync(() => subtreePidsSync(this.dir));
+  pids(): number[] {
+    return subtreePidsSync(this.dir);
   }
 
   /**
@@ -409,10 +408,8 @@ export class V2JobCgroup implements JobCgroup {
   }
 
   /** Sends `signal` to every process of the job. */
-  signal(signal: Deno.Signal): Promise<void> {
-    return fromSync(() => {
-      for (const pid of subtreePidsSync(this.dir)) signalPid(pid, signal);
-    });
+  signal(signal: Deno.Signal): void {
+    for (const pid of subtreePidsSync(this.dir)) signalPid(pid, signal);
   }
 
   /**
@@ -449,19 +446,17 @@ export class V2JobCgroup implements JobCgroup {
    * The `oom_kill` counter of `memory.events` (0 without memory). Read
    * synchronously, like {@linkcode usage}.
    */
-  oomKills(): Promise<number> {
-    return fromSync(() => {
-      const text = readOptionalSync(`${this.dir}/memory.events`);
-      return text === undefined ? 0 : parseKeyed(text).get("oom_kill") ?? 0;
-    });
+  oomKills(): number {
+    const text = readOptionalSync(`${this.dir}/memory.events`);
+    return text === undefined ? 0 : parseKeyed(text).get("oom_kill") ?? 0;
   }
 
   /**
    * cpu.stat usage_usec, memory.peak and io.stat rbytes/wbytes. Read
    * synchronously (see the `cgroup/fs.ts` module doc).
    */
-  usage(): Promise<Usage> {
-    return fromSync(() => this.#usage());
+  usage(): Usage {
+    return this.#usage();
   }
 
   #usage(): Usage {

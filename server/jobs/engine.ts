@@ -390,7 +390,7 @@ export class JobEngine {
   async #live(job: RunningJob): Promise<JobInfo> {
     const info = copyInfo(job.info);
     try {
-      info.usage = await job.cgroup.usage();
+      info.usage = job.cgroup.usage();
     } catch {
       // The job ended meanwhile; its final usage lands with the record.
     }

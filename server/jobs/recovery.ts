@@ -40,11 +40,7 @@ export async function recoverLost(options: RecoveryOptions): Promise<void> {
     let cgroup: JobCgroup | undefined;
     if (paths !== undefined && driver.openPaths !== undefined) {
       const openPaths = driver.openPaths.bind(driver);
-      cgroup = await settle(
-        "cgroup lookup",
-        job.id,
-        () => Promise.resolve(openPaths(paths)),
-      );
+      cgroup = await settle("cgroup lookup", job.id, () => openPaths(paths));
     }
     cgroups.set(
       job.id,

@@ -102,7 +102,7 @@ export function existsSync(path: string): boolean {
 export async function settle<T>(
   what: string,
   id: string,
-  work: () => Promise<T>,
+  work: () => T | Promise<T>,
 ): Promise<T | undefined> {
   try {
     return await work();

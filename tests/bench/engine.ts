@@ -76,6 +76,15 @@ async function timed<T>(
   }
 }
 
+function timedSync<T>(timings: DriverTimings, name: string, fn: () => T): T {
+  const t0 = performance.now();
+  try {
+    return fn();
+  } finally {
+    timings.record(name, performance.now() - t0);
+  }
+}
+
 function timedCgroup(cgroup: JobCgroup, timings: DriverTimings): JobCgroup {
   return {
     get name() {
@@ -87,12 +96,13 @@ function timedCgroup(cgroup: JobCgroup, timings: DriverTimings): JobCgroup {
     get paths() {
       return cgroup.paths;
     },
-    pids: () => timed(timings, "cgroup.pids", () => cgroup.pids()),
-    signal: (s) => timed(timings, "cgroup.signal", () => cgroup.signal(s)),
+    pids: () => timedSync(timings, "cgroup.pids", () => cgroup.pids()),
+    signal: (s) => timedSync(timings, "cgroup.signal", () => cgroup.signal(s)),
     kill: (options) =>
       timed(timings, "cgroup.kill", () => cgroup.kill(options)),
-    oomKills: () => timed(timings, "cgroup.oomKills", () => cgroup.oomKills()),
-    usage: () => timed(timings, "cgroup.usage", () => cgroup.usage()),
+    oomKills: () =>
+      timedSync(timings, "cgroup.oomKills", () => cgroup.oomKills()),
+    usage: () => timedSync(timings, "cgroup.usage", () => cgroup.usage()),
     remove: () => timed(timings, "cgroup.remove", () => cgroup.remove()),
   };
 }
