@@ -9,8 +9,8 @@ import type { Job, TelejobClient } from "../proto/gen/telejob/v1/telejob.ts";
 import {
   call,
   clientFor,
-  credentialsFor,
   failure,
+  rawClient,
   readLogs,
   type ServerProcess,
   startServer,
@@ -352,18 +352,9 @@ Deno.test("bad input: each a clear error with the right code, the server keeps s
 
 Deno.test("a malformed request message is INVALID_ARGUMENT, not a crash", async () => {
   await withServer(async (server) => {
-    const Raw = grpc.makeGenericClientConstructor({
-      start: {
-        path: "/telejob.v1.Telejob/Start",
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: (value: Buffer) => value,
-        requestDeserialize: (value: Buffer) => value,
-        responseSerialize: (value: Buffer) => value,
-        responseDeserialize: (value: Buffer) => value,
-      },
-    }, "Raw");
-    const raw = new Raw(`localhost:${server.port}`, credentialsFor("client1"));
+    const raw = rawClient(server.port, {
+      start: { path: "/telejob.v1.Telejob/Start" },
+    });
     try {
       const result = await new Promise<grpc.ServiceError | null>((resolve) =>
         // Field 1 (command) claims 100 bytes but the message ends.
@@ -402,31 +393,14 @@ Deno.test("one JSON log line per RPC with time, user, method, job id, outcome, d
 
 Deno.test("health service and server reflection answer with a client certificate", async () => {
   await withServer(async (server) => {
-    const identity = (value: Buffer) => value;
-    const Generic = grpc.makeGenericClientConstructor({
-      check: {
-        path: "/grpc.health.v1.Health/Check",
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: identity,
-        requestDeserialize: identity,
-        responseSerialize: identity,
-        responseDeserialize: identity,
-      },
+    const client = rawClient(server.port, {
+      check: { path: "/grpc.health.v1.Health/Check" },
       reflect: {
         path: "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         requestStream: true,
         responseStream: true,
-        requestSerialize: identity,
-        requestDeserialize: identity,
-        responseSerialize: identity,
-        responseDeserialize: identity,
       },
-    }, "Generic");
-    const client = new Generic(
-      `localhost:${server.port}`,
-      credentialsFor("client1"),
-    );
+    });
     try {
       // HealthCheckRequest{service: "telejob.v1.Telejob"} -> status SERVING (1).
       const name = Buffer.from("telejob.v1.Telejob");

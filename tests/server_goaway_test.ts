@@ -23,6 +23,7 @@ import {
 import {
   call,
   clientFor,
+  rawClient,
   type ServerProcess,
   startServer,
   testdata,
@@ -256,21 +257,15 @@ async function keepWorking(
 }
 
 function healthCheck(port: number): Promise<number> {
-  const Health = grpc.makeGenericClientConstructor({
-    check: {
-      path: "/grpc.health.v1.Health/Check",
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (value: Buffer) => value,
-      requestDeserialize: (value: Buffer) => value,
-      responseSerialize: (value: Buffer) => value,
-      responseDeserialize: (value: Buffer) => value,
-    },
-  }, "Health");
-  const client = new Health(
-    `localhost:${port}`,
-    grpc.credentials.createSsl(tlsOptions.ca, tlsOptions.key, tlsOptions.cert),
-  );
+  const client = rawClient(port, {
+    check: { path: "/grpc.health.v1.Health/Check" },
+  }, {
+    credentials: grpc.credentials.createSsl(
+      tlsOptions.ca,
+      tlsOptions.key,
+      tlsOptions.cert,
+    ),
+  });
   return new Promise<number>((resolve, reject) => {
     // HealthCheckRequest{service: ""} is the empty message.
     client.check(Buffer.alloc(0), (error: Error | null, response: Buffer) => {

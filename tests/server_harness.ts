@@ -245,6 +245,49 @@ export function clientFor(server: ServerProcess, name?: string): TelejobClient {
   );
 }
 
+/** One method of a {@linkcode rawClient}: its path and which sides stream. */
+export interface RawMethod {
+  /** `/package.Service/Method`. */
+  path: string;
+  /** Whether the client streams requests. */
+  requestStream?: boolean;
+  /** Whether the server streams responses. */
+  responseStream?: boolean;
+}
+
+const rawBytes = (value: Buffer): Buffer => value;
+
+/**
+ * A gRPC client on `port` that sends and receives raw message bytes: for
+ * requests the generated client would not encode (malformed, out of range)
+ * and for services it does not know (health, reflection). Its methods take
+ * the names of `methods`; it connects with client1's certificate unless
+ * `options.credentials` says otherwise.
+ */
+export function rawClient(
+  port: number,
+  methods: Record<string, RawMethod>,
+  options: { credentials?: grpc.ChannelCredentials } = {},
+): InstanceType<grpc.ServiceClientConstructor> {
+  const definition: Record<string, grpc.MethodDefinition<Buffer, Buffer>> = {};
+  for (const [name, method] of Object.entries(methods)) {
+    definition[name] = {
+      path: method.path,
+      requestStream: method.requestStream ?? false,
+      responseStream: method.responseStream ?? false,
+      requestSerialize: rawBytes,
+      requestDeserialize: rawBytes,
+      responseSerialize: rawBytes,
+      responseDeserialize: rawBytes,
+    };
+  }
+  const Raw = grpc.makeGenericClientConstructor(definition, "Raw");
+  return new Raw(
+    `localhost:${port}`,
+    options.credentials ?? credentialsFor("client1"),
+  );
+}
+
 /** A gRPC error as the tests look at it. */
 export interface RpcFailure {
   /** Status code name, e.g. `NOT_FOUND`. */

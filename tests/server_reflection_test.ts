@@ -5,7 +5,6 @@
  * grpcurl-style `describe`: every file fetched through reflection, linked
  * strictly by `@bufbuild/protobuf` the way Go's protodesc does.
  */
-import * as grpc from "@grpc/grpc-js";
 import {
   createFileRegistry,
   type DescMethod,
@@ -19,7 +18,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import {
-  credentialsFor,
+  rawClient,
   REPO,
   type ServerProcess,
   startServer,
@@ -217,22 +216,13 @@ function reflectionClient(server: ServerProcess): {
   ask(field: number, value: string): Promise<Uint8Array[]>;
   close(): void;
 } {
-  const identity = (value: Buffer) => value;
-  const Generic = grpc.makeGenericClientConstructor({
+  const client = rawClient(server.port, {
     reflect: {
       path: "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
       requestStream: true,
       responseStream: true,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
     },
-  }, "Reflection");
-  const client = new Generic(
-    `localhost:${server.port}`,
-    credentialsFor("client1"),
-  );
+  });
   const stream = client.reflect();
   const waiting: ((message: Buffer) => void)[] = [];
   stream.on("data", (message: Buffer) => waiting.shift()?.(message));

@@ -9,15 +9,14 @@ import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import {
-  credentialsFor,
+  call,
+  clientFor,
   failure,
+  rawClient,
   readLogs,
   type ServerProcess,
   startServer,
 } from "../server_harness.ts";
-import { call, clientFor } from "../server_harness.ts";
-
-const identity = (value: Buffer) => value;
 
 /** Sends raw request bytes to `method`; resolves with the status. */
 async function raw(
@@ -26,18 +25,9 @@ async function raw(
   message: Uint8Array,
 ): Promise<{ code: string; details: string }> {
   const stream = method === "Logs";
-  const Raw = grpc.makeGenericClientConstructor({
-    call: {
-      path: `/telejob.v1.Telejob/${method}`,
-      requestStream: false,
-      responseStream: stream,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-    },
-  }, "Raw");
-  const client = new Raw(`localhost:${server.port}`, credentialsFor("client1"));
+  const client = rawClient(server.port, {
+    call: { path: `/telejob.v1.Telejob/${method}`, responseStream: stream },
+  });
   try {
     const error = await new Promise<grpc.ServiceError | null>((resolve) => {
       if (stream) {
